@@ -1,0 +1,120 @@
+// BlobStore on S3 (AWS runtime): objects in one bucket, downloads as presigned GET redirects.
+import {
+  GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat as statFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
+import { assertValidBlobKey, attachmentDisposition } from './blob-key.js';
+
+export interface S3BlobStoreOptions {
+  client: S3Client;
+  bucket: string;
+  /** Lifetime of presigned download URLs, in seconds. */
+  presignTtlS: number;
+}
+
+// User metadata (x-amz-meta-sha256), hex: what HeadObject hands back to stat().
+const SHA256_METADATA = 'sha256';
+
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly presignTtlS: number;
+
+  constructor(options: S3BlobStoreOptions) {
+    this.client = options.client;
+    this.bucket = options.bucket;
+    this.presignTtlS = options.presignTtlS;
+  }
+
+  async put(key: string, body: Buffer | Uint8Array | string, contentType: string): Promise<BlobInfo> {
+    assertValidBlobKey(key);
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const digest = createHash('sha256').update(bytes).digest();
+    await this.client.send(new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Body: bytes,
+      ContentLength: bytes.byteLength,
+      ContentType: contentType,
+      // S3 verifies the checksum, so a corrupted upload is refused instead of stored.
+      ChecksumSHA256: digest.toString('base64'),
+      Metadata: { [SHA256_METADATA]: digest.toString('hex') },
+    }));
+    return { size: bytes.byteLength, sha256: digest.toString('hex') };
+  }
+
+  async putFile(key: string, path: string, contentType: string): Promise<BlobInfo> {
+    assertValidBlobKey(key);
+    // The checksum header goes before the body, so the file is read twice: once to hash, once to send.
+    // Should it change in between, S3 refuses the upload on the checksum mismatch.
+    const { size } = await statFile(path);
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(path), async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) hash.update(chunk);
+    });
+    const digest = hash.digest();
+    await this.client.send(new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Body: createReadStream(path),
+      ContentLength: size,
+      ContentType: contentType,
+      ChecksumSHA256: digest.toString('base64'),
+      Metadata: { [SHA256_METADATA]: digest.toString('hex') },
+    }));
+    return { size, sha256: digest.toString('hex') };
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    assertValidBlobKey(key);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!out.Body) return Buffer.alloc(0);
+      return Buffer.from(await out.Body.transformToByteArray());
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async stat(key: string): Promise<BlobInfo | null> {
+    assertValidBlobKey(key);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const sha256 = out.Metadata?.[SHA256_METADATA];
+      return { size: out.ContentLength ?? 0, ...(sha256 ? { sha256 } : {}) };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async download(key: string, options: DownloadOptions): Promise<DownloadResponse | null> {
+    // Checked first because a presigned URL to a missing object would only fail at the client.
+    if (!(await this.stat(key))) return null;
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ResponseContentType: options.contentType,
+      ...(options.filename !== undefined
+        ? { ResponseContentDisposition: attachmentDisposition(options.filename) }
+        : {}),
+    });
+    const location = await getSignedUrl(this.client, command, { expiresIn: this.presignTtlS });
+    return { kind: 'redirect', status: options.redirectStatus, location };
+  }
+}
+
+/**
+ * GetObject says NoSuchKey; HeadObject has no error body, so the SDK names it NotFound.
+ * Other 404s (NoSuchBucket) are misconfiguration and must not pass for a missing object.
+ */
+function isNotFound(err: unknown): boolean {
+  const name = (err as { name?: string } | undefined)?.name;
+  return name === 'NoSuchKey' || name === 'NotFound';
+}

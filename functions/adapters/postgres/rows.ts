@@ -1,0 +1,116 @@
+// Row -> model converters. Drivers return different JS types for the same column (pg: Date and bigint-as-string,
+// PGlite: Date and number, Data API JSON: strings and numbers); these make the Store return exactly the model types.
+import { BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type Repository, type Version } from '#core/model.js';
+import type { SqlRow } from './sql-client.js';
+
+/** "2024-01-02 03:04:05.123456" with an optional zone ("+00", "+05:30", "Z"); without one it is UTC. */
+const PG_TIMESTAMP = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+
+export function toDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  if (typeof value === 'number') return new Date(value);
+  if (typeof value === 'string') {
+    const m = PG_TIMESTAMP.exec(value.trim());
+    if (m) {
+      const [, day, time, fraction = '', zone = 'Z'] = m;
+      const millis = fraction ? `.${fraction.slice(1, 4).padEnd(3, '0')}` : '';
+      const offset = zone.toUpperCase() === 'Z' ? 'Z' : normaliseOffset(zone);
+      const date = new Date(`${day}T${time}${millis}${offset}`);
+      if (!Number.isNaN(date.getTime())) return date;
+    }
+  }
+  throw new TypeError(`Not a timestamp: ${String(value)}`);
+}
+
+function normaliseOffset(zone: string): string {
+  const digits = zone.slice(1).replace(':', '');
+  return `${zone[0]}${digits.slice(0, 2)}:${digits.slice(2, 4) || '00'}`;
+}
+
+export function toDateOrNull(value: unknown): Date | null {
+  return value === null || value === undefined ? null : toDate(value);
+}
+
+export function toNumber(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (typeof value === 'string' && value.trim() !== '') {
+    const n = Number(value);
+    if (!Number.isNaN(n)) return n;
+  }
+  throw new TypeError(`Not a number: ${String(value)}`);
+}
+
+export function toNumberOrNull(value: unknown): number | null {
+  return value === null || value === undefined ? null : toNumber(value);
+}
+
+export function toStringOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
+}
+
+function toStatus(value: unknown): BuildStatus {
+  const status = String(value);
+  if (!(BUILD_STATUSES as readonly string[]).includes(status)) throw new TypeError(`Unknown build status: ${status}`);
+  return status as BuildStatus;
+}
+
+export function toRepository(row: SqlRow): Repository {
+  return {
+    id: toNumber(row.id),
+    namespace: String(row.namespace),
+    name: String(row.name),
+    cloneUrl: String(row.clone_url),
+    createdAt: toDate(row.created_at),
+  };
+}
+
+export function toVersion(row: SqlRow): Version {
+  return {
+    id: toNumber(row.id),
+    repositoryId: toNumber(row.repository_id),
+    ref: String(row.ref),
+    erlVersion: String(row.erl_version),
+    createdAt: toDate(row.created_at),
+  };
+}
+
+export function toBuild(row: SqlRow): Build {
+  return {
+    id: String(row.id),
+    versionId: toNumber(row.version_id),
+    status: toStatus(row.status),
+    createdAt: toDate(row.created_at),
+    startedAt: toDateOrNull(row.started_at),
+    finishedAt: toDateOrNull(row.finished_at),
+    message: String(row.message ?? ''),
+    artifactKey: toStringOrNull(row.artifact_key),
+    artifactSize: toNumberOrNull(row.artifact_size),
+    artifactSha256: toStringOrNull(row.artifact_sha256),
+    logKey: toStringOrNull(row.log_key),
+    commitSha: toStringOrNull(row.commit_sha),
+    builderId: toStringOrNull(row.builder_id),
+    otpRelease: toStringOrNull(row.otp_release),
+  };
+}
+
+export function toBuildView(row: SqlRow): BuildView {
+  return {
+    ...toBuild(row),
+    namespace: String(row.namespace),
+    name: String(row.name),
+    ref: String(row.ref),
+    erlVersion: String(row.erl_version),
+  };
+}
+
+export function toErts(row: SqlRow): Erts {
+  return {
+    release: String(row.release),
+    ertsVersion: String(row.erts_version),
+    key: String(row.key),
+    size: toNumber(row.size),
+    sha256: String(row.sha256),
+    createdAt: toDate(row.created_at),
+  };
+}

@@ -1,0 +1,113 @@
+// Environment -> typed, validated configuration. The only file that reads process.env.
+import { z } from 'zod';
+
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean));
+
+const optional = z
+  .string()
+  .optional()
+  .transform((s) => (s === undefined || s.trim() === '' ? undefined : s.trim()));
+
+const schema = z.object({
+  /** `aws` inside Lambda (set by the stack), `local` for `npm start` and tests. */
+  ENOT_RUNTIME: z.enum(['local', 'aws']).default('local'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  ENOT_DATA_DIR: z.string().min(1).default('./.enot-data'),
+  DATABASE_URL: optional,
+  ENOT_ALLOWED_CLONE_URLS: csv.default(['https://github.com/']),
+  ENOT_DEFAULT_ERL_VERSION: optional,
+  ENOT_BUILD_TIMEOUT_S: z.coerce.number().int().positive().default(900),
+  ENOT_BUILD_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  GIT_SECRET: optional,
+  ENOT_PUBLIC_URL: optional,
+  /** Largest request body accepted, in bytes (413 above). */
+  ENOT_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** Lifetime of presigned download URLs. */
+  ENOT_PRESIGN_TTL_S: z.coerce.number().int().positive().default(300),
+  ENOT_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  // AWS runtime (set by the CDK stack on every function)
+  ENOT_BUCKET: optional,
+  ENOT_DB_CLUSTER_ARN: optional,
+  ENOT_DB_SECRET_ARN: optional,
+  ENOT_DB_NAME: z.string().default('enot'),
+  ENOT_QUEUE_URL: optional,
+  ENOT_BUILD_PROJECT: optional,
+  ENOT_MAIL_FROM: optional,
+  ENOT_GIT_SECRET_ARN: optional,
+  AWS_REGION: optional,
+  // Endpoint overrides: local stand-ins for AWS services in tests (s3rver, the Data API test server)
+  ENOT_S3_ENDPOINT: optional,
+  ENOT_RDS_DATA_ENDPOINT: optional,
+});
+
+export type RawEnv = z.input<typeof schema>;
+
+export interface Config {
+  runtime: 'local' | 'aws';
+  port: number;
+  dataDir: string;
+  databaseUrl?: string;
+  allowedCloneUrls: string[];
+  /** Undefined locally until the installed Erlang has been asked. */
+  defaultErlVersion?: string;
+  buildTimeoutS: number;
+  buildConcurrency: number;
+  gitSecret?: string;
+  publicUrl: string;
+  maxBodyBytes: number;
+  presignTtlS: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  aws: {
+    region?: string;
+    bucket?: string;
+    dbClusterArn?: string;
+    dbSecretArn?: string;
+    dbName: string;
+    queueUrl?: string;
+    buildProject?: string;
+    mailFrom?: string;
+    gitSecretArn?: string;
+    s3Endpoint?: string;
+    rdsDataEndpoint?: string;
+  };
+}
+
+/** Parses an environment (process.env by default); throws with every problem listed. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`Invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    runtime: e.ENOT_RUNTIME,
+    port: e.PORT,
+    dataDir: e.ENOT_DATA_DIR,
+    databaseUrl: e.DATABASE_URL,
+    allowedCloneUrls: e.ENOT_ALLOWED_CLONE_URLS,
+    defaultErlVersion: e.ENOT_DEFAULT_ERL_VERSION,
+    buildTimeoutS: e.ENOT_BUILD_TIMEOUT_S,
+    buildConcurrency: e.ENOT_BUILD_CONCURRENCY,
+    gitSecret: e.GIT_SECRET,
+    publicUrl: (e.ENOT_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    maxBodyBytes: e.ENOT_MAX_BODY_BYTES,
+    presignTtlS: e.ENOT_PRESIGN_TTL_S,
+    logLevel: e.ENOT_LOG_LEVEL,
+    aws: {
+      region: e.AWS_REGION,
+      bucket: e.ENOT_BUCKET,
+      dbClusterArn: e.ENOT_DB_CLUSTER_ARN,
+      dbSecretArn: e.ENOT_DB_SECRET_ARN,
+      dbName: e.ENOT_DB_NAME,
+      queueUrl: e.ENOT_QUEUE_URL,
+      buildProject: e.ENOT_BUILD_PROJECT,
+      mailFrom: e.ENOT_MAIL_FROM,
+      gitSecretArn: e.ENOT_GIT_SECRET_ARN,
+      s3Endpoint: e.ENOT_S3_ENDPOINT,
+      rdsDataEndpoint: e.ENOT_RDS_DATA_ENDPOINT,
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// Domain types shared by every layer: what the registry stores and what the API shows.
+
+export const BUILD_STATUSES = ['queued', 'starting', 'running', 'succeeded', 'failed'] as const;
+export type BuildStatus = (typeof BUILD_STATUSES)[number];
+
+/** A GitHub repository the service builds: `namespace/name`, cloned from `cloneUrl`. */
+export interface Repository {
+  id: number;
+  namespace: string;
+  name: string;
+  cloneUrl: string;
+  createdAt: Date;
+}
+
+/** One (repository, git ref, OTP release): the unit a package is built for. */
+export interface Version {
+  id: number;
+  repositoryId: number;
+  ref: string;
+  erlVersion: string;
+  createdAt: Date;
+}
+
+/** One attempt to build a Version. Immutable once succeeded or failed. */
+export interface Build {
+  id: string; // UUID
+  versionId: number;
+  status: BuildStatus;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  message: string;
+  artifactKey: string | null;
+  artifactSize: number | null;
+  artifactSha256: string | null;
+  logKey: string | null;
+  commitSha: string | null;
+  builderId: string | null;
+  /** The OTP release the build actually ran on (may be more precise than the requested one, e.g. "25.3.2"). */
+  otpRelease: string | null;
+}
+
+/** A build together with the package and version it belongs to: what read endpoints render. */
+export interface BuildView extends Build {
+  namespace: string;
+  name: string;
+  ref: string;
+  erlVersion: string;
+}
+
+/** A packed ERTS for one OTP release, served by /download_erts/{release}. */
+export interface Erts {
+  release: string;
+  ertsVersion: string;
+  key: string;
+  size: number;
+  sha256: string;
+  createdAt: Date;
+}
+
+/** A GitHub webhook delivery, recorded so a redelivery queues nothing. */
+export interface WebhookDelivery {
+  deliveryId: string;
+  event: string;
+  receivedAt: Date;
+  buildIds: string[];
+}
+
+/** A filter on versions: each given field must match, an absent one matches anything. */
+export interface VersionFilter {
+  ref?: string;
+  erlVersion?: string;
+}
+
+export interface PackageName {
+  namespace: string;
+  name: string;
+}
+
+/** Splits "namespace/name"; null when it is not exactly two non-empty segments. */
+export function parseFullName(fullName: string): PackageName | null {
+  const parts = fullName.split('/');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) return null;
+  return { namespace: parts[0], name: parts[1] };
+}

@@ -1,0 +1,108 @@
+// The ports the core talks through. Each has one adapter per backend under functions/adapters/.
+import type { Readable } from 'node:stream';
+import type {
+  Build, BuildStatus, BuildView, Erts, PackageName, Repository, Version, VersionFilter,
+} from './model.js';
+
+/** Fields a status transition may set alongside the new status. */
+export interface BuildUpdate {
+  /** When the transition happened; defaults to the database's now(). Sets startedAt on starting/running, finishedAt on succeeded/failed. */
+  at?: Date;
+  message?: string;
+  artifactKey?: string | null;
+  artifactSize?: number | null;
+  artifactSha256?: string | null;
+  logKey?: string | null;
+  commitSha?: string | null;
+  builderId?: string | null;
+  otpRelease?: string | null;
+}
+
+export interface SearchQuery {
+  /** Substring of the package name (case-insensitive). */
+  name: string;
+  namespace?: string;
+  ref?: string;
+  erlVersion?: string;
+  limit: number;
+}
+
+export interface VersionWithSuccess {
+  versionId: number;
+  ref: string;
+  erlVersion: string;
+}
+
+/**
+ * Metadata: repositories, versions, builds, ERTS, webhook deliveries.
+ * One SQL dialect (Postgres); drivers: pg, PGlite, RDS Data API.
+ */
+export interface Store {
+  // --- writes ---
+  /** Inserts or returns the repository `namespace/name`; an existing one keeps its clone URL. */
+  upsertRepository(input: { namespace: string; name: string; cloneUrl: string }): Promise<Repository>;
+  /** Inserts or returns the version (repository, ref, erlVersion). */
+  upsertVersion(input: { repositoryId: number; ref: string; erlVersion: string }): Promise<Version>;
+  /** Inserts a `queued` build of a version. */
+  createBuild(input: { versionId: number; id?: string; createdAt?: Date }): Promise<Build>;
+  /**
+   * Moves a build to `to` only if its status is one of `from` (conditional, so a duplicate
+   * delivery or a late worker does nothing). Returns the updated build, or null when it did not apply.
+   */
+  transitionBuild(id: string, from: BuildStatus[], to: BuildStatus, update?: BuildUpdate): Promise<Build | null>;
+  /** Registers (or replaces) the ERTS tarball of an OTP release. */
+  putErts(erts: Omit<Erts, 'createdAt'>): Promise<Erts>;
+
+  // --- reads ---
+  getBuild(id: string): Promise<BuildView | null>;
+  /** POST /get: the newest succeeded build of the package matching the filter. */
+  findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<BuildView | null>;
+  /** POST /builds: succeeded builds of the package, newest first; `filters` empty = all versions, else any filter matches. */
+  listSuccessfulBuilds(pkg: PackageName, filters: VersionFilter[]): Promise<BuildView[]>;
+  /** POST /versions: versions with at least one succeeded build, newest success first. */
+  listVersionsWithSuccess(pkg: PackageName, filters: VersionFilter[]): Promise<VersionWithSuccess[]>;
+  /**
+   * GET /search: one entry per (package, ref, erlVersion) whose name contains `name`:
+   * its latest succeeded build, else its latest failed one; newest first. In-flight builds are not shown.
+   */
+  searchPackages(query: SearchQuery): Promise<BuildView[]>;
+  /** GET /last_builds: the last `n` succeeded builds, one per version, newest first. */
+  lastSuccessfulBuilds(n: number): Promise<BuildView[]>;
+  getErts(release: string): Promise<Erts | null>;
+  /** Counts of builds per status (for /metrics). */
+  countBuildsByStatus(): Promise<Record<BuildStatus, number>>;
+
+  /** Runs `fn` in one transaction; the Store it receives sees and writes within it. */
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface BlobInfo {
+  size: number;
+  sha256?: string;
+}
+
+/** What an endpoint answers for a download: a redirect (S3 presigned) or a stream (local files). */
+export type DownloadResponse =
+  | { kind: 'redirect'; status: 302 | 303; location: string }
+  | { kind: 'stream'; body: Readable; size: number; contentType: string; filename?: string };
+
+export interface DownloadOptions {
+  contentType: string;
+  /** Sent as Content-Disposition: attachment; filename="...". */
+  filename?: string;
+  /** 302 for GET downloads, 303 for POST /get (so the client re-issues a GET without a body). */
+  redirectStatus: 302 | 303;
+}
+
+/** Artifacts (`artifacts/`), ERTS tarballs (`erts/`) and build logs (`logs/`). Keys are immutable. */
+export interface BlobStore {
+  put(key: string, body: Buffer | Uint8Array | string, contentType: string): Promise<BlobInfo>;
+  /** Uploads a file from the local filesystem (large artifacts, streamed). */
+  putFile(key: string, path: string, contentType: string): Promise<BlobInfo>;
+  /** The whole object, or null when absent. */
+  get(key: string): Promise<Buffer | null>;
+  stat(key: string): Promise<BlobInfo | null>;
+  /** A response that delivers the object to an HTTP client, or null when absent. */
+  download(key: string, options: DownloadOptions): Promise<DownloadResponse | null>;
+}

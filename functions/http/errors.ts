@@ -1,0 +1,49 @@
+// THE one place where errors become HTTP responses: typed domain errors -> status, anything else -> 500.
+import {
+  ConflictError, NotFoundError, UnauthorizedError, ValidationError,
+} from '#core/errors.js';
+import { fail, type Headers, type HttpResult } from './envelope.js';
+import { logJson, type LogLevel } from './log.js';
+
+/** A failure that belongs to HTTP itself rather than to the domain (413 body too large, ...). */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly headers: Headers = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** The status a known error maps to; undefined for anything unexpected. */
+export function statusOf(error: unknown): number | undefined {
+  if (error instanceof HttpError) return error.statusCode;
+  if (error instanceof ValidationError) return 400;
+  if (error instanceof UnauthorizedError) return 401;
+  if (error instanceof NotFoundError) return 404;
+  if (error instanceof ConflictError) return 409;
+  return undefined;
+}
+
+/**
+ * The envelope for an error. Expected errors show their message; anything else is logged with
+ * its stack and answered with a 500 that names only the request id, so nothing internal leaks.
+ */
+export function errorResult(error: unknown, requestId: string, logLevel: LogLevel = 'info'): HttpResult {
+  const status = statusOf(error);
+  if (status !== undefined) {
+    const headers = error instanceof HttpError ? error.headers : {};
+    return fail(status, (error as Error).message, headers);
+  }
+  const err = error instanceof Error ? error : new Error(String(error));
+  logJson(logLevel, 'error', {
+    requestId,
+    msg: 'unhandled error',
+    error: err.name,
+    message: err.message,
+    stack: err.stack,
+  });
+  return fail(500, `Internal error (request id ${requestId})`);
+}

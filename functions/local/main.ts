@@ -1,0 +1,45 @@
+// `npm start`: the whole service in one process on PORT, data in ENOT_DATA_DIR (PGlite unless DATABASE_URL).
+import { loadConfig } from '#functions/config.js';
+import { buildDeps } from '#functions/wiring.js';
+import { logJson } from '#http/log.js';
+import { startLocalServer } from './server.js';
+
+/** How long a shutdown waits for in-flight requests before dropping them. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const deps = await buildDeps(config);
+  const server = await startLocalServer({ deps, port: config.port });
+  logJson(config.logLevel, 'info', { msg: 'listening', url: server.url, dataDir: config.dataDir });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logJson(config.logLevel, 'info', { msg: 'stopping', signal, inFlight: server.inFlight() });
+    const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    try {
+      await server.close();
+    } finally {
+      clearTimeout(grace);
+    }
+    // PGlite must be closed, or what it has not flushed yet is lost.
+    await deps.store.close();
+    logJson(config.logLevel, 'info', { msg: 'stopped' });
+    process.exit(0);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      stop(signal).catch((e: unknown) => {
+        logJson(config.logLevel, 'error', { msg: 'shutdown failed', error: String(e), stack: (e as Error)?.stack });
+        process.exit(1);
+      });
+    });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'startup failed', error: String(e), stack: (e as Error)?.stack }) + '\n');
+  process.exit(1);
+});

@@ -1,0 +1,45 @@
+// Builds the adapters behind every port from the config (AWS or local). Handlers ask `deps()`;
+// the local server and tests install their own with `useDeps()`.
+import { S3Client } from '@aws-sdk/client-s3';
+import { join } from 'node:path';
+import { loadConfig, type Config } from './config.js';
+import type { BlobStore, Store } from './core/ports.js';
+import { openStore } from './adapters/postgres/open-store.js';
+import { FsBlobStore } from './adapters/blob/fs-blob-store.js';
+import { S3BlobStore } from './adapters/blob/s3-blob-store.js';
+
+export interface Deps {
+  config: Config;
+  store: Store;
+  blobs: BlobStore;
+}
+
+let current: Promise<Deps> | undefined;
+
+/** The process-wide dependencies, built once per container on first use. */
+export function deps(): Promise<Deps> {
+  current ??= buildDeps(loadConfig());
+  return current;
+}
+
+/** Installs ready-made dependencies (local server, tests). */
+export function useDeps(d: Deps): void {
+  current = Promise.resolve(d);
+}
+
+export async function buildDeps(config: Config): Promise<Deps> {
+  const store = await openStore(config);
+  return { config, store, blobs: openBlobStore(config) };
+}
+
+export function openBlobStore(config: Config): BlobStore {
+  if (config.runtime === 'aws') {
+    if (!config.aws.bucket) throw new Error('ENOT_BUCKET is required in the aws runtime');
+    const client = new S3Client({
+      region: config.aws.region,
+      ...(config.aws.s3Endpoint ? { endpoint: config.aws.s3Endpoint, forcePathStyle: true } : {}),
+    });
+    return new S3BlobStore({ client, bucket: config.aws.bucket, presignTtlS: config.presignTtlS });
+  }
+  return new FsBlobStore(join(config.dataDir, 'blobs'));
+}

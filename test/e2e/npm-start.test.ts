@@ -1,0 +1,145 @@
+// `npm start` as a user runs it: a real process on PGlite in a data dir, answering, stopping cleanly on SIGTERM, reopening.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '#functions/config.js';
+import { buildDeps } from '#functions/wiring.js';
+
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Starts functions/local/main.ts the way `npm start` does (tsx), without DATABASE_URL so it uses PGlite. */
+async function start(dataDir: string): Promise<Running> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  delete env.DATABASE_URL;
+  Object.assign(env, { PORT: '0', ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'info', ENOT_RUNTIME: 'local' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
+    cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      for (const line of output.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === 'listening' && entry.url) {
+            clearTimeout(timer);
+            resolve(entry.url);
+          }
+        } catch {
+          // a partial line; wait for the rest
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => { output += c.toString('utf8'); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${output}`));
+    });
+  });
+  return { child, url, output: () => output };
+}
+
+/** Sends SIGTERM and resolves with the exit code, failing past `ms`. */
+function stop(running: Running, ms = 10_000): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms:\n${running.output()}`)), ms);
+    running.child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    running.child.kill('SIGTERM');
+  });
+}
+
+async function expectNoSuchBuild(url: string): Promise<void> {
+  const res = await fetch(`${url}/get`, {
+    method: 'POST', body: JSON.stringify({ full_name: 'a/b', versions: { ref: '1.0.0' } }),
+  });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+  expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.from('No such build'));
+}
+
+describe('npm start', () => {
+  let dataDir: string;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'enot-npm-start-'));
+  });
+
+  afterEach(() => {
+    // A failed assertion must not leave a server behind.
+    for (const child of children) child.kill('SIGKILL');
+  });
+
+  afterAll(async () => {
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('serves the API on PGlite and exits 0 on SIGTERM', async () => {
+    const running = await start(dataDir);
+    const search = await fetch(`${running.url}/search?name=x`);
+    expect(search.status).toBe(200);
+    expect(search.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await search.text()).toBe('{"result":true,"response":[]}');
+    await expectNoSuchBuild(running.url);
+    expect(await stop(running)).toBe(0);
+    // One access log line per request, as JSON.
+    const access = running.output().split('\n').filter((l) => l.includes('"path":"/search"'));
+    expect(access).toHaveLength(1);
+    expect(JSON.parse(access[0])).toMatchObject({ method: 'GET', status: 200, requestId: expect.any(String), ms: expect.any(Number) });
+  });
+
+  it('reopens the same data dir, with what was stored there', async () => {
+    // Written while no server runs: it only works if the previous run closed PGlite cleanly.
+    const artifact = randomBytes(4096);
+    const deps = await buildDeps(loadConfig({ ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent' }));
+    try {
+      const repo = await deps.store.upsertRepository({ namespace: 'a', name: 'b', cloneUrl: 'https://github.com/a/b' });
+      const version = await deps.store.upsertVersion({ repositoryId: repo.id, ref: '1.0.0', erlVersion: '25' });
+      const build = await deps.store.createBuild({ versionId: version.id });
+      const key = `artifacts/${build.id}.ep`;
+      await deps.blobs.put(key, artifact, 'application/x-tar');
+      await deps.store.transitionBuild(build.id, ['queued'], 'succeeded', { artifactKey: key, artifactSize: artifact.length });
+    } finally {
+      await deps.store.close();
+    }
+
+    const running = await start(dataDir);
+    const res = await fetch(`${running.url}/get`, {
+      method: 'POST', body: JSON.stringify({ full_name: 'a/b', versions: { ref: '1.0.0' } }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/x-tar');
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(artifact);
+    const versions = await fetch(`${running.url}/versions`, { method: 'POST', body: '{"full_name":"a/b"}' });
+    expect(((await versions.json()) as { response: { ref: string }[] }).response.map((v) => v.ref)).toEqual(['1.0.0']);
+    expect(await stop(running)).toBe(0);
+
+    // And once more, after this run's own shutdown.
+    const again = await start(dataDir);
+    expect(((await (await fetch(`${again.url}/search?name=b`)).json()) as { response: unknown[] }).response).toHaveLength(1);
+    const res2 = await fetch(`${again.url}/get`, { method: 'POST', body: '{"full_name":"a/b"}' });
+    expect(Buffer.from(await res2.arrayBuffer())).toEqual(artifact);
+    expect(await stop(again)).toBe(0);
+  });
+});

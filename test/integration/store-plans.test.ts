@@ -1,0 +1,123 @@
+// The read queries stay index lookups on a populated database: EXPLAIN the Store's own SQL (pg driver).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { SqlStore, runMigrations } from '#adapters/postgres/open-store.js';
+import { createPgClient } from '#adapters/postgres/pg-client.js';
+import type { SqlClient, SqlParam } from '#adapters/postgres/sql-client.js';
+import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function flatten(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(flatten)];
+}
+
+describe.skipIf(!TEST_DATABASE_URL)('Store query plans (pg, 20k repositories / 80k versions / 240k builds)', () => {
+  let db: TestDatabase;
+  let client: SqlClient;
+  let explainer: pg.Client;
+  let store: SqlStore;
+  const recorded: { sql: string; params: SqlParam[] }[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    client = createPgClient(db.url, { max: 2 });
+    await runMigrations(client);
+    // Records each statement the Store sends, so the test explains exactly that SQL.
+    const recording: SqlClient = {
+      query: (sql, params = []) => {
+        recorded.push({ sql, params });
+        return client.query(sql, params);
+      },
+      exec: (sql) => client.exec(sql),
+      transaction: (fn) => client.transaction(fn),
+      close: async () => {},
+    };
+    store = new SqlStore(recording);
+    await client.exec(`
+      INSERT INTO repositories (namespace, name, clone_url)
+        SELECT 'ns' || (i % 2000), n.name, 'https://github.com/ns/' || n.name
+        FROM generate_series(1, 20000) AS i, LATERAL (SELECT 'pkg_' || substr(md5(i::text), 1, 12) AS name) n;
+      INSERT INTO versions (repository_id, ref, erl_version)
+        SELECT r.id, '1.' || j || '.0', (22 + j % 5)::text FROM repositories r, generate_series(1, 4) AS j;
+      INSERT INTO builds (id, version_id, status, created_at, started_at, finished_at, artifact_key)
+        SELECT gen_random_uuid(), v.id, s.status, t.at - interval '5 minutes', t.at - interval '4 minutes',
+               CASE WHEN s.status IN ('succeeded', 'failed') THEN t.at END,
+               CASE WHEN s.status = 'succeeded' THEN 'artifacts/x.ep' END
+        FROM versions v, generate_series(1, 3) AS k,
+          LATERAL (SELECT timestamptz '2024-01-01' + (v.id * 3 + k) * interval '1 minute' AS at) t,
+          LATERAL (SELECT CASE WHEN k = 2 AND v.id % 4 = 0 THEN 'failed'
+                               WHEN k = 3 AND v.id % 9 = 0 THEN 'queued'
+                               ELSE 'succeeded' END AS status) s;
+      ANALYZE;
+    `);
+    explainer = new pg.Client({ connectionString: db.url });
+    await explainer.connect();
+  });
+
+  afterAll(async () => {
+    await explainer?.end();
+    await client?.close();
+    await db?.drop();
+  });
+
+  async function onePackage(): Promise<{ namespace: string; name: string }> {
+    const { rows } = await explainer.query('SELECT namespace, name FROM repositories WHERE id = 777');
+    return { namespace: rows[0].namespace, name: rows[0].name };
+  }
+
+  /** The plan nodes of the last statement the Store sent. */
+  async function planOfLast(): Promise<PlanNode[]> {
+    const last = recorded.at(-1)!;
+    const { rows } = await explainer.query(`EXPLAIN (FORMAT JSON) ${last.sql}`, last.params);
+    return flatten((rows[0]['QUERY PLAN'] as { Plan: PlanNode }[])[0].Plan);
+  }
+
+  function expectIndexOnly(nodes: PlanNode[], indexes: string[]): void {
+    const seqScans = nodes.filter((n) => n['Node Type'] === 'Seq Scan').map((n) => n['Relation Name']);
+    expect(seqScans).toEqual([]);
+    const used = new Set(nodes.map((n) => n['Index Name']).filter(Boolean));
+    for (const index of indexes) expect(used).toContain(index);
+  }
+
+  it('searches through the trigram index and the per-version partial indexes', async () => {
+    // A distinctive part of one package's name, in upper case to exercise lower().
+    const { rows } = await explainer.query(`SELECT substr(md5('4242'), 3, 7) AS part`);
+    const found = await store.searchPackages({ name: String(rows[0].part).toUpperCase(), limit: 20 });
+    expect(found.length).toBeGreaterThan(0);
+    expectIndexOnly(await planOfLast(), [
+      'repositories_name_trgm_idx', 'builds_succeeded_by_version_idx', 'builds_failed_by_version_idx',
+    ]);
+  });
+
+  it('finds the latest success of a package through its unique key', async () => {
+    const pkg = await onePackage();
+    expect(await store.findLatestSuccessfulBuild(pkg, { ref: '1.3.0' })).not.toBeNull();
+    expectIndexOnly(await planOfLast(), ['repositories_namespace_name_key']);
+  });
+
+  it('lists successful builds and versions of a package without scanning', async () => {
+    const pkg = await onePackage();
+    expect((await store.listSuccessfulBuilds(pkg, [])).length).toBeGreaterThan(0);
+    expectIndexOnly(await planOfLast(), ['repositories_namespace_name_key']);
+    expect((await store.listVersionsWithSuccess(pkg, [])).length).toBe(4);
+    expectIndexOnly(await planOfLast(), ['repositories_namespace_name_key', 'builds_succeeded_by_version_idx']);
+  });
+
+  it('walks the recent-successes index for the last builds', async () => {
+    expect(await store.lastSuccessfulBuilds(20)).toHaveLength(20);
+    // The newer-success probe may use either index on version_id; both are lookups.
+    expectIndexOnly(await planOfLast(), ['builds_succeeded_recent_idx']);
+  });
+
+  it('gets a build by its primary key', async () => {
+    const [any] = await store.lastSuccessfulBuilds(1);
+    expect(await store.getBuild(any.id)).not.toBeNull();
+    expectIndexOnly(await planOfLast(), ['builds_pkey']);
+  });
+});
