@@ -14,6 +14,8 @@ const schema = z.object({
   /** `aws` inside Lambda (set by the stack), `local` for `npm start` and tests. */
   ENOT_RUNTIME: z.enum(['local', 'aws']).default('local'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Address the local server binds; 0.0.0.0 to serve other machines (e.g. from a container). */
+  HOST: z.string().min(1).default('127.0.0.1'),
   ENOT_DATA_DIR: z.string().min(1).default('./.enot-data'),
   DATABASE_URL: optional,
   ENOT_ALLOWED_CLONE_URLS: csv.default(['https://github.com/']),
@@ -47,6 +49,7 @@ export type RawEnv = z.input<typeof schema>;
 export interface Config {
   runtime: 'local' | 'aws';
   port: number;
+  host: string;
   dataDir: string;
   databaseUrl?: string;
   allowedCloneUrls: string[];
@@ -85,6 +88,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     runtime: e.ENOT_RUNTIME,
     port: e.PORT,
+    host: e.HOST,
     dataDir: e.ENOT_DATA_DIR,
     databaseUrl: e.DATABASE_URL,
     allowedCloneUrls: e.ENOT_ALLOWED_CLONE_URLS,

@@ -10,7 +10,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 async function main(): Promise<void> {
   const config = loadConfig();
   const deps = await buildDeps(config);
-  const server = await startLocalServer({ deps, port: config.port });
+  const server = await startLocalServer({ deps, port: config.port, host: config.host });
   logJson(config.logLevel, 'info', { msg: 'listening', url: server.url, dataDir: config.dataDir });
 
   let stopping = false;

@@ -138,7 +138,13 @@ function headerValues(result: HttpResult): Record<string, string | string[]> {
 
 /** Writes a handler's result; resolves when the response is complete (or the client is gone). */
 async function writeResult(res: ServerResponse, result: HttpResult): Promise<void> {
-  res.writeHead(result.statusCode, headerValues(result));
+  const headers = headerValues(result);
+  const body = result.stream ? undefined : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
+  // A known length instead of chunked encoding, as API Gateway answers.
+  if (body && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) {
+    headers['Content-Length'] = String(body.length);
+  }
+  res.writeHead(result.statusCode, headers);
   if (result.stream) {
     // pipeline destroys the file stream too when the client goes away mid-download.
     await pipeline(result.stream, res).catch(() => res.destroy());
@@ -146,7 +152,7 @@ async function writeResult(res: ServerResponse, result: HttpResult): Promise<voi
   }
   await new Promise<void>((resolve) => {
     res.once('close', resolve);
-    res.end(result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body);
+    res.end(body);
   });
 }
 
