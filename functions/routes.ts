@@ -31,4 +31,7 @@ export const routes: Route[] = [
   { name: 'get', method: 'POST', path: '/get', entry: 'api/get.ts', kind: 'read', grants: ['db:read', 'blob:read'] },
   { name: 'download-erts', method: 'GET', path: '/download_erts/{version}', entry: 'api/download-erts.ts', kind: 'read', grants: ['db:read', 'blob:read'] },
   { name: 'build-log', method: 'GET', path: '/build_log', entry: 'api/build-log.ts', kind: 'read', grants: ['db:read', 'blob:read'] },
+  { name: 'metrics', method: 'GET', path: '/metrics', entry: 'api/metrics.ts', kind: 'ops', grants: ['db:read'] },
+  // blob:read for the blob store check (a HeadObject); it needs s3:ListBucket too, or a missing key answers 403, not 404.
+  { name: 'health', method: 'GET', path: '/health', entry: 'api/health.ts', kind: 'ops', grants: ['db:read', 'blob:read'] },
 ];

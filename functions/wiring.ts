@@ -4,14 +4,19 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
 import type { BlobStore, Store } from './core/ports.js';
+import type { MetricsRecorder } from './core/metrics.js';
 import { openStore } from './adapters/postgres/open-store.js';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.js';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.js';
+import { InMemoryMetrics } from './adapters/metrics/memory-metrics.js';
+import { PowertoolsMetricsRecorder, sharedPowertoolsMetrics } from './adapters/metrics/powertools-metrics.js';
+import { processLogger } from './http/log.js';
 
 export interface Deps {
   config: Config;
   store: Store;
   blobs: BlobStore;
+  metrics: MetricsRecorder;
 }
 
 let current: Promise<Deps> | undefined;
@@ -29,7 +34,15 @@ export function useDeps(d: Deps): void {
 
 export async function buildDeps(config: Config): Promise<Deps> {
   const store = await openStore(config);
-  return { config, store, blobs: openBlobStore(config) };
+  return { config, store, blobs: openBlobStore(config), metrics: openMetrics(config) };
+}
+
+/** CloudWatch EMF through Powertools in AWS; locally, totals in memory (shown by GET /metrics), nothing printed. */
+export function openMetrics(config: Config): MetricsRecorder {
+  if (config.runtime === 'aws') {
+    return new PowertoolsMetricsRecorder(sharedPowertoolsMetrics(processLogger(config.logLevel)));
+  }
+  return new InMemoryMetrics();
 }
 
 export function openBlobStore(config: Config): BlobStore {

@@ -74,6 +74,8 @@ export interface Store {
 
   /** Runs `fn` in one transaction; the Store it receives sees and writes within it. */
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  /** One round trip to the database (GET /health); throws when it cannot be reached. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,11 +1,17 @@
 // Read use cases behind the downloads (/download, /get, /download_erts) and /build_log.
 import { NotFoundError } from './errors.js';
 import type { PackageName, VersionFilter } from './model.js';
+import type { MetricsRecorder } from './metrics.js';
 import type { BlobStore, DownloadResponse, Store } from './ports.js';
 
 export interface ArtifactPorts {
   store: Store;
   blobs: BlobStore;
+}
+
+/** The downloads also count what they serve (Downloads, ErtsDownloads). */
+export interface DownloadPorts extends ArtifactPorts {
+  metrics: MetricsRecorder;
 }
 
 export const PACKAGE_CONTENT_TYPE = 'application/x-tar';
@@ -15,48 +21,57 @@ export const PACKAGE_CONTENT_TYPE = 'application/x-tar';
  * Input: a build id (already checked to be a UUID).
  * Output: a redirect or stream of the `.ep` package, or null when the build is unknown,
  * did not succeed, or its artifact is missing.
- * Primary course: look the build up, then ask the blob store for a download of its artifact.
+ * Primary course: look the build up, then ask the blob store for a download of its artifact;
+ * one delivered counts as a Download.
  */
-export async function downloadBuildArtifact(ports: ArtifactPorts, buildId: string): Promise<DownloadResponse | null> {
+export async function downloadBuildArtifact(ports: DownloadPorts, buildId: string): Promise<DownloadResponse | null> {
   const build = await ports.store.getBuild(buildId);
   if (!build || build.status !== 'succeeded' || !build.artifactKey) return null;
-  return ports.blobs.download(build.artifactKey, {
+  const download = await ports.blobs.download(build.artifactKey, {
     contentType: PACKAGE_CONTENT_TYPE,
     filename: `${build.name}.ep`,
     redirectStatus: 302,
   });
+  if (download) ports.metrics.count('Downloads');
+  return download;
 }
 
 /**
  * Delivers the newest package matching a request from the enot client (POST /get).
  * Input: the package and one version filter (absent fields match anything).
  * Output: a 303 redirect (so the client re-issues a GET) or a stream, or null when nothing matches.
+ * One delivered counts as a Download.
  */
 export async function downloadLatestPackage(
-  ports: ArtifactPorts, pkg: PackageName, filter: VersionFilter,
+  ports: DownloadPorts, pkg: PackageName, filter: VersionFilter,
 ): Promise<DownloadResponse | null> {
   const build = await ports.store.findLatestSuccessfulBuild(pkg, filter);
   if (!build || !build.artifactKey) return null;
-  return ports.blobs.download(build.artifactKey, {
+  const download = await ports.blobs.download(build.artifactKey, {
     contentType: PACKAGE_CONTENT_TYPE,
     filename: `${build.name}.ep`,
     redirectStatus: 303,
   });
+  if (download) ports.metrics.count('Downloads');
+  return download;
 }
 
 /**
  * Delivers the packed ERTS of an OTP release.
  * Input: an OTP release such as "25".
  * Output: a redirect or stream of `erts-<vsn>.tar`, or null when the release is unknown.
+ * One delivered counts as an ErtsDownload.
  */
-export async function downloadErts(ports: ArtifactPorts, release: string): Promise<DownloadResponse | null> {
+export async function downloadErts(ports: DownloadPorts, release: string): Promise<DownloadResponse | null> {
   const erts = await ports.store.getErts(release);
   if (!erts) return null;
-  return ports.blobs.download(erts.key, {
+  const download = await ports.blobs.download(erts.key, {
     contentType: 'application/x-tar',
     filename: `erts-${erts.ertsVersion}.tar`,
     redirectStatus: 302,
   });
+  if (download) ports.metrics.count('ErtsDownloads');
+  return download;
 }
 
 /**

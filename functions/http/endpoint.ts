@@ -4,8 +4,9 @@ import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import type { z } from 'zod';
 import type { Deps } from '#functions/wiring.js';
 import type { HttpResult } from './envelope.js';
+import type { RequestLogger } from './log.js';
 import {
-  bodyLimit, bufferStreamOnAws, errorMapping, jsonBody, loadDeps, requestId, stateOf, validate,
+  bodyLimit, bufferStreamOnAws, errorMapping, jsonBody, loadDeps, observability, requestId, stateOf, validate,
   type ApiMiddleware, type Schemas,
 } from './middlewares.js';
 
@@ -17,6 +18,10 @@ export interface EndpointInput<S extends Schemas> {
   path: Parsed<S, 'path'>;
   deps: Deps;
   requestId: string;
+  /** The caller's X-Correlation-Id when sane, else the request id. */
+  correlationId: string;
+  /** Logs with the correlation id and route on every line. */
+  log: RequestLogger;
   event: APIGatewayProxyEvent;
 }
 
@@ -24,14 +29,15 @@ export interface EndpointInput<S extends Schemas> {
 export type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<HttpResult>;
 
 /**
- * Wraps an endpoint function in the shared stack. Order matters: the request id comes first so
- * every later failure (even loading dependencies) is answered with it.
+ * Wraps an endpoint function in the shared stack. Order matters: the request id (and correlation
+ * id, route, logger) comes first so every later failure (even loading dependencies) is answered and
+ * logged with it; observability next, so it sees the final answer and flushes metrics last.
  */
 export function endpoint<S extends Schemas>(
   schemas: S,
   fn: (input: EndpointInput<S>) => Promise<HttpResult>,
 ): ApiHandler {
-  const stack: ApiMiddleware[] = [requestId(), errorMapping(), loadDeps(), bodyLimit()];
+  const stack: ApiMiddleware[] = [requestId(), observability(), errorMapping(), loadDeps(), bodyLimit()];
   if (schemas.body) stack.push(jsonBody());
   stack.push(validate(schemas), bufferStreamOnAws());
   const handler = middy<APIGatewayProxyEvent, HttpResult, Error, Context>()
@@ -44,6 +50,8 @@ export function endpoint<S extends Schemas>(
         path: state.path as Parsed<S, 'path'>,
         deps: state.deps!,
         requestId: state.requestId,
+        correlationId: state.correlationId,
+        log: state.log,
         event,
       });
     });

@@ -1,12 +1,71 @@
-// Structured logging: one JSON object per line, filtered by the configured level.
+// Structured logging: one Powertools Logger per process (JSON lines, service enot-builder), per-request
+// loggers over it that add the correlation id and route to every line, and a plain writer for the rest.
+import { Logger } from '@aws-lambda-powertools/logger';
 import type { Config } from '#functions/config.js';
+import { SERVICE_NAME } from '#core/metrics.js';
 
 export type LogLevel = Config['logLevel'];
 type MessageLevel = Exclude<LogLevel, 'silent'>;
+export type LogAttributes = Record<string, unknown>;
 
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+const POWERTOOLS_LEVEL = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', silent: 'SILENT' } as const;
 
-/** Writes `{time, level, ...fields}` as one line when `level` passes `threshold`. */
+let root: Logger | undefined;
+let rootLevel: LogLevel = 'info';
+
+/**
+ * The process's one Logger. `level` (config.logLevel) applies from this call on; without it the
+ * level stays as it was (info until a config has been seen). Info goes to stdout, warnings and
+ * errors to stderr, so a terminal still shows them when stdout is redirected.
+ */
+export function processLogger(level?: LogLevel): Logger {
+  if (!root) {
+    rootLevel = level ?? rootLevel;
+    root = new Logger({ serviceName: SERVICE_NAME, logLevel: POWERTOOLS_LEVEL[rootLevel] });
+  } else if (level && level !== rootLevel) {
+    rootLevel = level;
+    root.setLogLevel(POWERTOOLS_LEVEL[level]);
+  }
+  return root;
+}
+
+/** A logger bound to one request: every line carries its keys (correlation_id, route). */
+export interface RequestLogger {
+  readonly keys: Readonly<LogAttributes>;
+  debug(message: string, attributes?: LogAttributes): void;
+  info(message: string, attributes?: LogAttributes): void;
+  warn(message: string, attributes?: LogAttributes): void;
+  /** An Error is logged with its name, message and stack. */
+  error(message: string, error?: unknown, attributes?: LogAttributes): void;
+}
+
+/**
+ * A RequestLogger over the process Logger. Keys travel with each line instead of being appended to
+ * the Logger, because the local server answers many requests at once in one process.
+ * `level` is asked at each line: the config is loaded after the logger is made.
+ */
+export function requestLogger(keys: LogAttributes, level: () => LogLevel | undefined = () => undefined): RequestLogger {
+  const log = () => processLogger(level());
+  return {
+    keys,
+    debug: (message, attributes) => log().debug(message, { ...keys, ...attributes }),
+    info: (message, attributes) => log().info(message, { ...keys, ...attributes }),
+    warn: (message, attributes) => log().warn(message, { ...keys, ...attributes }),
+    // The Logger formats an Error anywhere in the attributes as {name, location, message, stack}.
+    error: (message, error, attributes) => log().error(message, {
+      ...keys,
+      ...attributes,
+      ...(error === undefined ? {} : { error: error instanceof Error ? error : String(error) }),
+    }),
+  };
+}
+
+/**
+ * One JSON line `{time, level, msg, ...fields}` written directly, when `level` passes `threshold`.
+ * Kept for what logs outside a request (the local server's start and stop, which scripts find by
+ * `msg`) and for errorResult's own line; everything a request logs goes through requestLogger.
+ */
 export function logJson(threshold: LogLevel, level: MessageLevel, fields: Record<string, unknown>): void {
   if (rank[level] < rank[threshold]) return;
   const line = JSON.stringify({ time: new Date().toISOString(), level, ...fields }) + '\n';

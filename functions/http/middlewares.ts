@@ -1,4 +1,5 @@
-// Our own small middy middlewares: request id, dependencies, body limit, JSON body, validation, errors, streams.
+// Our own small middy middlewares: request state and observability, dependencies, body limit, JSON body,
+// validation, errors, streams.
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
@@ -6,12 +7,24 @@ import type { z } from 'zod';
 import { ValidationError } from '#core/errors.js';
 import { deps, type Deps } from '#functions/wiring.js';
 import type { HttpResult } from './envelope.js';
-import { errorResult, HttpError } from './errors.js';
+import { errorResult, HttpError, statusOf } from './errors.js';
+import { processLogger, requestLogger, type RequestLogger } from './log.js';
+import {
+  correlationIdOf, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, routeNameOf,
+} from './observability.js';
 import { parseWith, type Source } from './schemas.js';
 
 /** What the middlewares learn about one request, handed to the endpoint function. */
 export interface RequestState {
   requestId: string;
+  /** The caller's X-Correlation-Id when sane, else the request id; on every log line and answer. */
+  correlationId: string;
+  /** The route table name (`search`, `download`, ...), `unknown` off the table. */
+  route: string;
+  /** Logs with correlation_id and route on every line. */
+  log: RequestLogger;
+  /** performance.now() when the request arrived. */
+  startedAt: number;
   deps?: Deps;
   /** The JSON body, once parsed. */
   json?: unknown;
@@ -25,10 +38,24 @@ export type ApiMiddleware = MiddlewareObj<APIGatewayProxyEvent, HttpResult, Erro
 // Keyed by the event object: middy hands the handler only (event, context), and one event is one request.
 const states = new WeakMap<object, RequestState>();
 
+function newState(event: APIGatewayProxyEvent, context: Partial<Context> | undefined): RequestState {
+  const id = requestIdOf(event, context);
+  const correlationId = correlationIdOf(event?.headers, id);
+  const route = routeNameOf(event?.httpMethod, event?.resource || event?.path);
+  const state: RequestState = {
+    requestId: id,
+    correlationId,
+    route,
+    startedAt: performance.now(),
+    log: requestLogger({ correlation_id: correlationId, route }, () => state.deps?.config.logLevel),
+  };
+  return state;
+}
+
 export function stateOf(event: APIGatewayProxyEvent): RequestState {
   let state = states.get(event);
   if (!state) {
-    state = { requestId: requestIdOf(event, undefined) };
+    state = newState(event, undefined);
     states.set(event, state);
   }
   return state;
@@ -39,30 +66,64 @@ export function requestIdOf(event: Partial<APIGatewayProxyEvent> | undefined, co
   return context?.awsRequestId || event?.requestContext?.requestId || randomUUID();
 }
 
+/** Starts the request's state (ids, route, logger); answers carry X-Request-Id and X-Correlation-Id. */
 export function requestId(): ApiMiddleware {
   return {
     name: 'requestId',
     before: (request) => {
-      states.set(request.event, { requestId: requestIdOf(request.event, request.context) });
+      states.set(request.event, newState(request.event, request.context));
     },
     after: (request) => {
-      if (request.response) withRequestIdHeader(request.response, stateOf(request.event).requestId);
+      if (request.response) withIdHeaders(request.response, stateOf(request.event));
     },
   };
 }
 
-function withRequestIdHeader(result: HttpResult, id: string): void {
-  result.headers = { ...result.headers, 'X-Request-Id': id };
+function withIdHeaders(result: HttpResult, state: RequestState): void {
+  result.headers = {
+    ...result.headers,
+    [REQUEST_ID_HEADER]: state.requestId,
+    [CORRELATION_ID_HEADER]: state.correlationId,
+  };
 }
 
-/** Maps whatever was thrown to the envelope; must be registered right after requestId so it sees everything. */
+/**
+ * The end of every invocation, answered or failed: on AWS one summary line per request (the local
+ * server writes its own), then the invocation's metrics are flushed (EMF on AWS). Registered right
+ * after requestId, so on failure it runs once errorMapping has made the answer.
+ */
+export function observability(): ApiMiddleware {
+  const finish = (request: { event: APIGatewayProxyEvent; response?: HttpResult | null }) => {
+    const state = stateOf(request.event);
+    const d = state.deps;
+    if (d?.config.runtime === 'aws') {
+      state.log.info('request', {
+        method: request.event.httpMethod,
+        path: request.event.path,
+        status: request.response?.statusCode,
+        ms: Math.round(performance.now() - state.startedAt),
+      });
+    }
+    try {
+      d?.metrics?.flush();
+    } catch (e) {
+      // Losing one invocation's metrics must not fail a request that has already been answered.
+      state.log.warn('metrics flush failed', { error: String(e) });
+    }
+  };
+  return { name: 'observability', after: finish, onError: finish };
+}
+
+/** Maps whatever was thrown to the envelope; must be registered before loadDeps so it sees everything. */
 export function errorMapping(): ApiMiddleware {
   return {
     name: 'errorMapping',
     onError: (request) => {
       const state = stateOf(request.event);
-      const response = errorResult(request.error, state.requestId, state.deps?.config.logLevel);
-      withRequestIdHeader(response, state.requestId);
+      // Logged here rather than by errorResult, so the line carries the correlation id and route.
+      if (statusOf(request.error) === undefined) state.log.error('unhandled error', request.error);
+      const response = errorResult(request.error, state.requestId, 'silent');
+      withIdHeaders(response, state);
       request.response = response;
     },
   };
@@ -72,7 +133,13 @@ export function loadDeps(): ApiMiddleware {
   return {
     name: 'loadDeps',
     before: async (request) => {
-      stateOf(request.event).deps = await deps();
+      const state = stateOf(request.event);
+      state.deps = await deps();
+      // In Lambda one process runs one invocation at a time, so the process Logger can carry the
+      // invocation (function name, request id, cold start). The local server's contexts are made up.
+      if (state.deps.config.runtime === 'aws' && request.context?.awsRequestId) {
+        processLogger(state.deps.config.logLevel).addContext(request.context);
+      }
     },
   };
 }

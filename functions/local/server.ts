@@ -9,7 +9,8 @@ import { useDeps, type Deps } from '#functions/wiring.js';
 import type { ApiHandler } from '#http/endpoint.js';
 import { fail, type HttpResult } from '#http/envelope.js';
 import { errorResult } from '#http/errors.js';
-import { logJson } from '#http/log.js';
+import { requestLogger } from '#http/log.js';
+import { correlationIdOf, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, routeNameOf } from '#http/observability.js';
 import { matchRoute } from '#http/router.js';
 
 export interface LocalServerOptions {
@@ -198,17 +199,21 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     const started = performance.now();
     const requestId = randomUUID();
     const path = (req.url ?? '/').split('?')[0];
+    // The same correlation id and route the handler's own lines carry (it reads the same header).
+    const correlationId = correlationIdOf(req.headers, requestId);
+    const log = requestLogger({ correlation_id: correlationId, route: routeNameOf(req.method, path) }, () => logLevel);
     inFlight++;
     void (async () => {
       let result: HttpResult;
       try {
         result = await answer(req, res, requestId);
       } catch (e) {
-        result = errorResult(e, requestId, logLevel);
+        log.error('unhandled error', e);
+        result = errorResult(e, requestId, 'silent');
       }
-      result.headers = { ...result.headers, 'X-Request-Id': requestId };
+      result.headers = { ...result.headers, [REQUEST_ID_HEADER]: requestId, [CORRELATION_ID_HEADER]: correlationId };
       await writeResult(res, result);
-      logJson(logLevel, 'info', {
+      log.info('request', {
         requestId,
         method: req.method,
         path,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
+import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { openPgliteStore } from '#adapters/postgres/open-store.js';
 import type { Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
@@ -37,7 +38,7 @@ describe('local server shutdown', () => {
       },
     }) as Store;
     const server = await startLocalServer({
-      deps: { config: loadConfig({ ENOT_LOG_LEVEL: 'silent', ENOT_DATA_DIR: dataDir }), store: slow, blobs: new FsBlobStore(dataDir) },
+      deps: { config: loadConfig({ ENOT_LOG_LEVEL: 'silent', ENOT_DATA_DIR: dataDir }), store: slow, blobs: new FsBlobStore(dataDir), metrics: new InMemoryMetrics() },
       port: 0,
     });
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
+import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { openPgliteStore, openPgStore } from '#adapters/postgres/open-store.js';
 import type { Build } from '#core/model.js';
 import type { Store } from '#core/ports.js';
@@ -37,7 +38,7 @@ beforeAll(async () => {
   const config = loadConfig({
     ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent', ENOT_MAX_BODY_BYTES: String(MAX_BODY), PORT: '0',
   });
-  deps = { config, store, blobs };
+  deps = { config, store, blobs, metrics: new InMemoryMetrics() };
   server = await startLocalServer({ deps, port: 0 });
 });
 

@@ -3,6 +3,7 @@ import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
+import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { loadConfig } from '#functions/config.js';
 import { NotFoundError } from '#core/errors.js';
 import type { BlobStore, Store } from '#core/ports.js';
@@ -36,6 +37,7 @@ function install(runtime: 'local' | 'aws' = 'local') {
     config: loadConfig({ ENOT_RUNTIME: runtime, ENOT_MAX_BODY_BYTES: '64', ENOT_LOG_LEVEL: 'silent' }),
     store: {} as Store,
     blobs: {} as BlobStore,
+    metrics: new InMemoryMetrics(),
   });
 }
 

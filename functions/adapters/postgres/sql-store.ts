@@ -237,6 +237,10 @@ export class SqlStore implements Store {
     return this.client.transaction((tx) => fn(new SqlStore(tx, true)));
   }
 
+  async ping(): Promise<void> {
+    await this.client.query('SELECT 1 AS ok');
+  }
+
   async close(): Promise<void> {
     if (!this.inTransaction) await this.client.close();
   }

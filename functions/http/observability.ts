@@ -1,0 +1,45 @@
+// Per-request observability shared by the middy stack and the local server: correlation ids and route names.
+import { matchRoute } from './router.js';
+
+export const CORRELATION_ID_HEADER = 'X-Correlation-Id';
+export const REQUEST_ID_HEADER = 'X-Request-Id';
+
+// Long enough for UUIDs and X-Ray ids, short and plain enough to go into a header and a log line as is.
+const SANE_CORRELATION_ID = /^[A-Za-z0-9][A-Za-z0-9._:=+/@-]{0,127}$/;
+
+export function isSaneCorrelationId(value: unknown): value is string {
+  return typeof value === 'string' && SANE_CORRELATION_ID.test(value);
+}
+
+type HeaderMap = Record<string, string | string[] | undefined> | null | undefined;
+
+/** A header's value whatever its case (API Gateway keeps the client's spelling; node lower-cases). */
+export function headerValue(headers: HeaderMap, name: string): string | undefined {
+  if (!headers) return undefined;
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() !== wanted || value === undefined) continue;
+    return Array.isArray(value) ? value.join(',') : value;
+  }
+  return undefined;
+}
+
+/**
+ * The caller's X-Correlation-Id when it is a sane token (so a caller can follow one operation across
+ * requests), else the request id. Anything else (too long, spaces, a repeated header) is ignored
+ * rather than refused: it is only a label.
+ */
+export function correlationIdOf(headers: HeaderMap, requestId: string): string {
+  const given = headerValue(headers, CORRELATION_ID_HEADER)?.trim();
+  return isSaneCorrelationId(given) ? given : requestId;
+}
+
+/**
+ * The route table name of a request (`search`, `download`, ...). API Gateway hands over the resource
+ * template (`/download/{id}`), which matches its own route; `unknown` for anything off the table.
+ */
+export function routeNameOf(method: string | undefined, resourceOrPath: string | undefined): string {
+  if (!method || !resourceOrPath) return 'unknown';
+  const match = matchRoute(method, resourceOrPath);
+  return match.kind === 'found' ? match.route.name : 'unknown';
+}
