@@ -3,7 +3,6 @@ import {
   ConflictError, NotFoundError, UnauthorizedError, ValidationError,
 } from '#core/errors.js';
 import { fail, type Headers, type HttpResult } from './envelope.js';
-import { logJson, type LogLevel } from './log.js';
 
 /** A failure that belongs to HTTP itself rather than to the domain (413 body too large, ...). */
 export class HttpError extends Error {
@@ -28,22 +27,15 @@ export function statusOf(error: unknown): number | undefined {
 }
 
 /**
- * The envelope for an error. Expected errors show their message; anything else is logged with
- * its stack and answered with a 500 that names only the request id, so nothing internal leaks.
+ * The envelope for an error. Expected errors show their message; anything else is answered with a
+ * 500 that names only the request id, so nothing internal leaks. The caller logs the unexpected ones
+ * (with the stack) on its request logger, so the line carries the correlation id and route.
  */
-export function errorResult(error: unknown, requestId: string, logLevel: LogLevel = 'info'): HttpResult {
+export function errorResult(error: unknown, requestId: string): HttpResult {
   const status = statusOf(error);
   if (status !== undefined) {
     const headers = error instanceof HttpError ? error.headers : {};
     return fail(status, (error as Error).message, headers);
   }
-  const err = error instanceof Error ? error : new Error(String(error));
-  logJson(logLevel, 'error', {
-    requestId,
-    msg: 'unhandled error',
-    error: err.name,
-    message: err.message,
-    stack: err.stack,
-  });
   return fail(500, `Internal error (request id ${requestId})`);
 }

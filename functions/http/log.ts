@@ -1,14 +1,12 @@
 // Structured logging: one Powertools Logger per process (JSON lines, service enot-builder), per-request
-// loggers over it that add the correlation id and route to every line, and a plain writer for the rest.
+// loggers over it that add the correlation id and route to every line.
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Config } from '#functions/config.js';
 import { SERVICE_NAME } from '#core/metrics.js';
 
 export type LogLevel = Config['logLevel'];
-type MessageLevel = Exclude<LogLevel, 'silent'>;
 export type LogAttributes = Record<string, unknown>;
 
-const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 const POWERTOOLS_LEVEL = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', silent: 'SILENT' } as const;
 
 let root: Logger | undefined;
@@ -59,16 +57,4 @@ export function requestLogger(keys: LogAttributes, level: () => LogLevel | undef
       ...(error === undefined ? {} : { error: error instanceof Error ? error : String(error) }),
     }),
   };
-}
-
-/**
- * One JSON line `{time, level, msg, ...fields}` written directly, when `level` passes `threshold`.
- * Kept for what logs outside a request (the local server's start and stop, which scripts find by
- * `msg`) and for errorResult's own line; everything a request logs goes through requestLogger.
- */
-export function logJson(threshold: LogLevel, level: MessageLevel, fields: Record<string, unknown>): void {
-  if (rank[level] < rank[threshold]) return;
-  const line = JSON.stringify({ time: new Date().toISOString(), level, ...fields }) + '\n';
-  // Errors go to stderr so a terminal still shows them when stdout is redirected.
-  (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(line);
 }

@@ -120,9 +120,8 @@ export function errorMapping(): ApiMiddleware {
     name: 'errorMapping',
     onError: (request) => {
       const state = stateOf(request.event);
-      // Logged here rather than by errorResult, so the line carries the correlation id and route.
       if (statusOf(request.error) === undefined) state.log.error('unhandled error', request.error);
-      const response = errorResult(request.error, state.requestId, 'silent');
+      const response = errorResult(request.error, state.requestId);
       withIdHeaders(response, state);
       request.response = response;
     },

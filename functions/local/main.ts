@@ -1,7 +1,7 @@
 // `npm start`: the whole service in one process on PORT, data in ENOT_DATA_DIR (PGlite unless DATABASE_URL).
 import { loadConfig } from '#functions/config.js';
 import { buildDeps } from '#functions/wiring.js';
-import { logJson } from '#http/log.js';
+import { processLogger } from '#http/log.js';
 import { startLocalServer } from './server.js';
 
 /** How long a shutdown waits for in-flight requests before dropping them. */
@@ -10,14 +10,15 @@ const SHUTDOWN_GRACE_MS = 10_000;
 async function main(): Promise<void> {
   const config = loadConfig();
   const deps = await buildDeps(config);
+  const log = processLogger(config.logLevel);
   const server = await startLocalServer({ deps, port: config.port, host: config.host });
-  logJson(config.logLevel, 'info', { msg: 'listening', url: server.url, dataDir: config.dataDir });
+  log.info('listening', { url: server.url, dataDir: config.dataDir });
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logJson(config.logLevel, 'info', { msg: 'stopping', signal, inFlight: server.inFlight() });
+    log.info('stopping', { signal, inFlight: server.inFlight() });
     const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
     try {
       await server.close();
@@ -26,13 +27,13 @@ async function main(): Promise<void> {
     }
     // PGlite must be closed, or what it has not flushed yet is lost.
     await deps.store.close();
-    logJson(config.logLevel, 'info', { msg: 'stopped' });
+    log.info('stopped');
     process.exit(0);
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       stop(signal).catch((e: unknown) => {
-        logJson(config.logLevel, 'error', { msg: 'shutdown failed', error: String(e), stack: (e as Error)?.stack });
+        log.error('shutdown failed', { error: e instanceof Error ? e : String(e) });
         process.exit(1);
       });
     });

@@ -209,7 +209,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
         result = await answer(req, res, requestId);
       } catch (e) {
         log.error('unhandled error', e);
-        result = errorResult(e, requestId, 'silent');
+        result = errorResult(e, requestId);
       }
       result.headers = { ...result.headers, [REQUEST_ID_HEADER]: requestId, [CORRELATION_ID_HEADER]: correlationId };
       await writeResult(res, result);

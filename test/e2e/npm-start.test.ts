@@ -38,8 +38,8 @@ async function start(dataDir: string): Promise<Running> {
       for (const line of output.split('\n')) {
         if (!line.startsWith('{')) continue;
         try {
-          const entry = JSON.parse(line) as { msg?: string; url?: string };
-          if (entry.msg === 'listening' && entry.url) {
+          const entry = JSON.parse(line) as { message?: string; url?: string };
+          if (entry.message === 'listening' && entry.url) {
             clearTimeout(timer);
             resolve(entry.url);
           }

@@ -1,0 +1,65 @@
+// The stack that holds data: the bucket, the database (with its migrations) and the webhook secret.
+// Rarely changed, retained on delete. It hands the service stack named exports, typed as StatefulExports.
+import { RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { Database, type DatabaseProps } from './constructs/database.js';
+import type { DatabaseAccess } from './constructs/service-function.js';
+import { Storage } from './constructs/storage.js';
+
+export interface StatefulStackProps extends StackProps {
+  /** S3 server access logs for the bucket. @default false */
+  bucketAccessLogs?: boolean;
+  database?: DatabaseProps;
+}
+
+/**
+ * What the service stack may use, as CloudFormation imports of exports named `<stack>-<Name>`. Named exports keep
+ * their names when constructs here are refactored, and CloudFormation refuses to delete one while it is imported.
+ */
+export interface StatefulExports {
+  bucketName: string;
+  bucketArn: string;
+  database: DatabaseAccess;
+  webhookSecretArn: string;
+}
+
+export class StatefulStack extends Stack {
+  readonly storage: Storage;
+  readonly database: Database;
+  readonly webhookSecret: secretsmanager.Secret;
+  readonly exports: StatefulExports;
+
+  constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
+    super(scope, id, props);
+
+    this.storage = new Storage(this, 'Storage', { accessLogs: props.bucketAccessLogs });
+    this.database = new Database(this, 'Database', props.database);
+
+    // The GitHub webhook's HMAC key: generated here, pasted into each repository's webhook settings.
+    this.webhookSecret = new secretsmanager.Secret(this, 'WebhookSecret', {
+      description: 'GitHub webhook secret for POST /callback: paste its value into the webhook settings of each repository',
+      generateSecretString: { passwordLength: 40, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.webhookSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'GitHub holds a copy of this secret in every webhook; an automatic rotation would break them all. ' +
+        'Rotate by hand: put a new value, then update the webhooks (README, GitHub webhook).',
+    });
+
+    const share = (name: string, value: string, description: string) =>
+      this.exportValue(value, { name: `${this.stackName}-${name}`, description });
+    this.exports = {
+      bucketName: share('BucketName', this.storage.bucket.bucketName, 'Artifact bucket (artifacts/, erts/, logs/)'),
+      bucketArn: share('BucketArn', this.storage.bucket.bucketArn, 'Artifact bucket ARN'),
+      database: {
+        clusterArn: share('ClusterArn', this.database.access.clusterArn, 'Aurora cluster (Data API)'),
+        secretArn: share('DatabaseSecretArn', this.database.access.secretArn, 'Database credentials (rotated)'),
+        databaseName: this.database.access.databaseName,
+      },
+      webhookSecretArn: share('WebhookSecretArn', this.webhookSecret.secretArn, 'GitHub webhook secret'),
+    };
+  }
+}
