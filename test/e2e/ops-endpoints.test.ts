@@ -14,6 +14,7 @@ import { loadConfig } from '#functions/config.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import type { Deps } from '#functions/wiring.js';
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
+import { failingStore } from '#support/failing-store.js';
 
 const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -200,13 +201,7 @@ describe('GET /health with a database that fails', () => {
   let faulty: LocalServer;
 
   beforeAll(async () => {
-    const broken = new Proxy(store, {
-      get(target, prop, receiver) {
-        if (prop === 'ping') return async () => { throw new Error('connection to 10.1.2.3 lost: password=hunter2'); };
-        const value = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    }) as Store;
+    const broken = failingStore(store, ['ping']);
     faulty = await startLocalServer({ deps: { ...deps, store: broken }, port: 0 });
   });
 

@@ -14,6 +14,7 @@ import { loadConfig } from '#functions/config.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import type { Deps } from '#functions/wiring.js';
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
+import { failingStore } from '#support/failing-store.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
@@ -549,14 +550,7 @@ describe('an internal fault', () => {
   let faulty: LocalServer;
 
   beforeAll(async () => {
-    const broken = new Proxy(store, {
-      get(target, prop, receiver) {
-        if (prop === 'close') return async () => {};
-        const value = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        return async () => { throw new Error('connection to 10.1.2.3 lost: password=hunter2'); };
-      },
-    }) as Store;
+    const broken = failingStore(store, 'all');
     faulty = await startLocalServer({ deps: { ...deps, store: broken }, port: 0 });
   });
 
