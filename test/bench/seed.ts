@@ -152,6 +152,8 @@ export async function growTo(client: SqlClient, target: Scale, options: SeedOpti
     // Into the migration's indexes as they are: dropping and rebuilding them around the load saved
     // only about a tenth of the time at 1M builds.
     await tx.query(INSERT_BUILDS, [lastVersion]);
+    // Builds written behind the Store's back: recompute what /search shows for each version, as migration 002 does.
+    await tx.query('SELECT refresh_shown_builds()');
   });
   // Every OTP release has an ERTS, so /download_erts has something to find.
   await client.query(

@@ -4,8 +4,13 @@ import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import type { Build, BuildStatus, BuildView, Repository, Version } from '#core/model.js';
 import type { Store } from '#core/ports.js';
 import {
-  loadMigrations, openDataApiStore, openPgliteStore, openPgStore, runMigrations, type SqlStore,
+  loadMigrations, openDataApiStore, openPgliteStore, openPgStore, runMigrations, SqlStore,
 } from '#adapters/postgres/open-store.js';
+import { createDataApiClient } from '#adapters/postgres/data-api-client.js';
+import { createPgClient } from '#adapters/postgres/pg-client.js';
+import { createPgliteClient } from '#adapters/postgres/pglite-client.js';
+import { toDateOrNull } from '#adapters/postgres/rows.js';
+import type { SqlClient } from '#adapters/postgres/sql-client.js';
 import { createTestDatabase, TEST_DATABASE_URL } from '#support/databases.js';
 import { startDataApiServer } from '#support/data-api-server.js';
 
@@ -15,6 +20,14 @@ interface Harness {
 }
 
 type OpenHarness = () => Promise<Harness>;
+
+/** A driver on an empty database, nothing migrated: for tests that migrate in steps. */
+interface BareHarness {
+  client: SqlClient;
+  close(): Promise<void>;
+}
+
+type OpenBare = () => Promise<BareHarness>;
 
 const openPglite: OpenHarness = async () => {
   const store = await openPgliteStore();
@@ -58,19 +71,64 @@ const openDataApi: OpenHarness = async () => {
   };
 };
 
-const drivers: { driver: string; available: boolean; open: OpenHarness }[] = [
-  { driver: 'PGlite', available: true, open: openPglite },
-  { driver: 'pg', available: Boolean(TEST_DATABASE_URL), open: openPg },
-  { driver: 'Data API', available: Boolean(TEST_DATABASE_URL), open: openDataApi },
+const openPgliteBare: OpenBare = async () => {
+  const client = await createPgliteClient();
+  return { client, close: () => client.close() };
+};
+
+const openPgBare: OpenBare = async () => {
+  const db = await createTestDatabase();
+  const client = createPgClient(db.url);
+  return {
+    client,
+    async close() {
+      await client.close();
+      await db.drop();
+    },
+  };
+};
+
+const openDataApiBare: OpenBare = async () => {
+  const db = await createTestDatabase();
+  const server = await startDataApiServer(db.url);
+  const rds = new RDSDataClient({
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  const client = createDataApiClient({
+    resourceArn: 'arn:aws:rds:us-east-1:123456789012:cluster:enot',
+    secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:enot-db',
+    database: 'enot',
+    client: rds,
+  });
+  return {
+    client,
+    async close() {
+      await client.close();
+      rds.destroy();
+      await server.close();
+      await db.drop();
+    },
+  };
+};
+
+/** `concurrent`: two transactions can run at once (PGlite runs one at a time). */
+const drivers: { driver: string; available: boolean; open: OpenHarness; openBare: OpenBare; concurrent: boolean }[] = [
+  { driver: 'PGlite', available: true, open: openPglite, openBare: openPgliteBare, concurrent: false },
+  { driver: 'pg', available: Boolean(TEST_DATABASE_URL), open: openPg, openBare: openPgBare, concurrent: true },
+  { driver: 'Data API', available: Boolean(TEST_DATABASE_URL), open: openDataApi, openBare: openDataApiBare, concurrent: true },
 ];
 
-describe.each(drivers)('Store on $driver', ({ available, open }) => {
+describe.each(drivers)('Store on $driver', ({ available, open, openBare, concurrent }) => {
   if (!available) {
     // Only on a machine without a Postgres server; CI always sets DATABASE_URL, so this never skips there.
     it.skip('needs DATABASE_URL', () => {});
     return;
   }
   storeContract(open);
+  shownBuildContract(open, concurrent);
+  shownBuildBackfill(openBare);
 });
 
 // --- fixtures ---
@@ -521,6 +579,7 @@ function storeContract(open: OpenHarness): void {
         b.tieNewer, b.tieOlder, b.axb, b.percent, b.myxLib, b.myLib, b.b13, b.b12, b.b5, b.b4, b.b15, b.b2, b.b10, b.b1,
       ];
       expect(ids(await store.lastSuccessfulBuilds(100))).toEqual(ids(expected));
+      expect(ids(await store.lastSuccessfulBuilds(1000))).toEqual(ids(expected));
       expect(ids(await store.lastSuccessfulBuilds(3))).toEqual(ids(expected.slice(0, 3)));
       expect(await store.lastSuccessfulBuilds(0)).toEqual([]);
       const [latest] = await store.lastSuccessfulBuilds(1);
@@ -529,6 +588,319 @@ function storeContract(open: OpenHarness): void {
 
     it('counts builds by status', async () => {
       expect(await store.countBuildsByStatus()).toEqual({ queued: 1, starting: 1, running: 1, succeeded: 15, failed: 3 });
+    });
+  });
+}
+
+// --- the build a search shows, kept on versions by transitionBuild (migration 002) ---
+
+/** A build of `version` moved up to `running`, created at `minute`. */
+async function runningBuild(store: Store, version: Version, minute: number, id?: string): Promise<Build> {
+  const build = await store.createBuild({ versionId: version.id, createdAt: at(minute), id });
+  await store.transitionBuild(build.id, ['queued'], 'starting', { at: at(minute) });
+  return expectBuild(await store.transitionBuild(build.id, ['starting'], 'running', { at: at(minute) }));
+}
+
+/** Finishes a running build at `minute`. */
+async function finish(store: Store, build: Build, outcome: 'succeeded' | 'failed', minute: number): Promise<Build> {
+  const update = outcome === 'succeeded'
+    ? { at: at(minute), artifactKey: `artifacts/${build.id}.ep`, logKey: `logs/${build.id}.log` }
+    : { at: at(minute), message: 'compile error', logKey: `logs/${build.id}.log` };
+  return expectBuild(await store.transitionBuild(build.id, ['running'], outcome, update));
+}
+
+interface Shown {
+  buildId: string | null;
+  at: Date | null;
+  succeeded: boolean | null;
+}
+
+async function shownOf(client: SqlClient, version: Version): Promise<Shown> {
+  const [row] = await client.query(
+    'SELECT shown_build_id, shown_at, shown_succeeded FROM versions WHERE id = $1::bigint', [version.id],
+  );
+  return {
+    buildId: row.shown_build_id === null ? null : String(row.shown_build_id),
+    at: toDateOrNull(row.shown_at),
+    succeeded: row.shown_succeeded === null ? null : Boolean(row.shown_succeeded),
+  };
+}
+
+const shownAs = (build: Build | null): Shown =>
+  build === null
+    ? { buildId: null, at: null, succeeded: null }
+    : { buildId: build.id, at: build.finishedAt, succeeded: build.status === 'succeeded' };
+
+/** How many versions a full recomputation would change: 0 when the maintained columns are right. */
+async function staleVersions(client: SqlClient): Promise<number> {
+  const [row] = await client.query('SELECT refresh_shown_builds() AS changed');
+  return Number(row.changed);
+}
+
+/** A small deterministic PRNG (mulberry32), so a failing sequence can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Search's rule over a version's builds: newest success, else newest failure; finish time, then id. */
+function expectedShown(builds: Build[]): Build | null {
+  const rank = (b: Build) => [b.status === 'succeeded' ? 1 : 0, b.finishedAt!.getTime()] as const;
+  let best: Build | null = null;
+  for (const b of builds) {
+    if (b.status !== 'succeeded' && b.status !== 'failed') continue;
+    if (best === null) { best = b; continue; }
+    const [s1, t1] = rank(b);
+    const [s2, t2] = rank(best);
+    if (s1 > s2 || (s1 === s2 && (t1 > t2 || (t1 === t2 && b.id > best.id)))) best = b;
+  }
+  return best;
+}
+
+function shownBuildContract(open: OpenHarness, concurrent: boolean): void {
+  describe('the build a search shows', () => {
+    let h: Harness;
+    let store: SqlStore;
+    let counter = 0;
+
+    beforeAll(async () => {
+      h = await open();
+      store = h.store;
+    });
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    /** A fresh package with one version; its name is unique to the test. */
+    async function freshVersion(name: string): Promise<Version> {
+      const repo = await store.upsertRepository({ namespace: 'shown', name: `${name}${++counter}`, cloneUrl: 'https://github.com/shown/x' });
+      return store.upsertVersion({ repositoryId: repo.id, ref: '1.0.0', erlVersion: '26' });
+    }
+
+    const searchIds = async (name: string) => ids(await store.searchPackages({ name, namespace: 'shown', limit: 100 }));
+
+    it('shows nothing for a version whose builds are all in flight', async () => {
+      const version = await freshVersion('inflight');
+      const queued = await store.createBuild({ versionId: version.id, createdAt: at(1) });
+      const started = await store.createBuild({ versionId: version.id, createdAt: at(2) });
+      await store.transitionBuild(started.id, ['queued'], 'starting', { at: at(3) });
+      await runningBuild(store, version, 4);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(null));
+      expect(await store.searchPackages({ name: 'inflight', limit: 100 })).toEqual([]);
+
+      // A build that finishes becomes shown; one started after it does not displace it.
+      const done = await finish(store, await runningBuild(store, version, 5), 'failed', 6);
+      await store.transitionBuild(queued.id, ['queued'], 'starting', { at: at(7) });
+      await store.transitionBuild(queued.id, ['starting'], 'running', { at: at(8) });
+      expect(await shownOf(store.client, version)).toEqual(shownAs(done));
+      expect(await store.searchPackages({ name: 'inflight', limit: 100 })).toEqual([
+        { ...done, namespace: 'shown', name: `inflight${counter}`, ref: '1.0.0', erlVersion: '26' },
+      ]);
+      expect(await staleVersions(store.client)).toBe(0);
+    });
+
+    it('shows a rebuild that succeeded after a failure, and keeps a success when a later rebuild fails', async () => {
+      const version = await freshVersion('rebuilt');
+      const failed = await finish(store, await runningBuild(store, version, 1), 'failed', 10);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(failed));
+      const succeeded = await finish(store, await runningBuild(store, version, 11), 'succeeded', 20);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(succeeded));
+      await finish(store, await runningBuild(store, version, 21), 'failed', 30);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(succeeded));
+      expect(await searchIds('rebuilt')).toEqual([succeeded.id]);
+      expect(await staleVersions(store.client)).toBe(0);
+    });
+
+    it('ranks by finish time, not by the order builds finish in', async () => {
+      const version = await freshVersion('outoforder');
+      const builds = await Promise.all([1, 2, 3, 4, 5].map((m) => runningBuild(store, version, m)));
+      // The later-finishing failure is reported first; the earlier one must not replace it.
+      const failLate = await finish(store, builds[1], 'failed', 30);
+      await finish(store, builds[0], 'failed', 20);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(failLate));
+      // Any success outranks any failure, even an older success.
+      const oldSuccess = await finish(store, builds[2], 'succeeded', 15);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(oldSuccess));
+      await finish(store, builds[3], 'succeeded', 12);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(oldSuccess));
+      const newSuccess = await finish(store, builds[4], 'succeeded', 40);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(newSuccess));
+      expect(await searchIds('outoforder')).toEqual([newSuccess.id]);
+      expect(await staleVersions(store.client)).toBe(0);
+    });
+
+    it('breaks a tie on finish time by the larger build id, whichever finishes first', async () => {
+      const version = await freshVersion('tied');
+      const newer = await runningBuild(store, version, 1, '00000000-0000-4000-8000-0000000000b2');
+      const older = await runningBuild(store, version, 2, '00000000-0000-4000-8000-0000000000b1');
+      const shown = await finish(store, newer, 'succeeded', 50);
+      await finish(store, older, 'succeeded', 50);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(shown));
+      expect(await staleVersions(store.client)).toBe(0);
+    });
+
+    it('falls back to the next best build when the shown one is moved out of its finished state', async () => {
+      const version = await freshVersion('requeued');
+      const first = await finish(store, await runningBuild(store, version, 1), 'failed', 10);
+      const second = await finish(store, await runningBuild(store, version, 2), 'failed', 20);
+      expect(await shownOf(store.client, version)).toEqual(shownAs(second));
+      // A retried failure goes back to the queue: the other failure is shown again.
+      expect(await store.transitionBuild(second.id, ['failed'], 'queued')).not.toBeNull();
+      expect(await shownOf(store.client, version)).toEqual(shownAs(first));
+      expect(await store.transitionBuild(first.id, ['failed'], 'queued')).not.toBeNull();
+      expect(await shownOf(store.client, version)).toEqual(shownAs(null));
+      expect(await searchIds('requeued')).toEqual([]);
+      expect(await staleVersions(store.client)).toBe(0);
+    });
+
+    it.runIf(concurrent)('ends on the better build when two builds of a version finish at once', async () => {
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      for (const firstFinishesOlder of [true, false]) {
+        const version = await freshVersion('concurrent');
+        const older = await runningBuild(store, version, 1);
+        const newer = await runningBuild(store, version, 2);
+        const [first, second] = firstFinishesOlder ? [older, newer] : [newer, older];
+        const minuteOf = (build: Build) => (build === newer ? 20 : 10);
+        let finishedFirst!: () => void;
+        const firstDone = new Promise<void>((resolve) => { finishedFirst = resolve; });
+        let commit!: () => void;
+        const committed = new Promise<void>((resolve) => { commit = resolve; });
+        // The first finish holds its version row until commit; the second, not seeing it yet, waits for
+        // that row and must then judge against what the first wrote.
+        const firstTx = store.transaction(async (tx) => {
+          await finish(tx, first, 'succeeded', minuteOf(first));
+          finishedFirst();
+          await committed;
+        });
+        await firstDone;
+        const secondFinish = finish(store, second, 'succeeded', minuteOf(second));
+        await sleep(150);
+        commit();
+        await firstTx;
+        await secondFinish;
+        expect(await shownOf(store.client, version)).toEqual(shownAs({ ...newer, status: 'succeeded', finishedAt: at(20) }));
+      }
+      expect(await staleVersions(store.client)).toBe(0);
+    });
+
+    it('follows a random sequence of builds, finishes and retries like a full recomputation', async () => {
+      const random = prng(20261120);
+      const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
+      const versions = await Promise.all(['a', 'b', 'c', 'd'].map(async (ref) => {
+        const repo = await store.upsertRepository({ namespace: 'shown', name: `randomized${ref}`, cloneUrl: 'https://github.com/shown/r' });
+        return store.upsertVersion({ repositoryId: repo.id, ref, erlVersion: '26' });
+      }));
+      const builds = new Map<string, Build>();
+      const moves = new Map<string, number>();
+      const next: Record<BuildStatus, BuildStatus[]> = {
+        queued: ['starting'], starting: ['running'], running: ['succeeded', 'failed'], succeeded: [], failed: ['queued'],
+      };
+
+      const check = async () => {
+        const shown = versions.map((v) => expectedShown([...builds.values()].filter((b) => b.versionId === v.id)));
+        for (const [i, v] of versions.entries()) expect(await shownOf(store.client, v)).toEqual(shownAs(shown[i]));
+        const expected = shown.filter((b): b is Build => b !== null)
+          .sort((x, y) => y.finishedAt!.getTime() - x.finishedAt!.getTime() || (y.id > x.id ? 1 : -1));
+        expect(await searchIds('randomized')).toEqual(ids(expected));
+      };
+
+      for (let step = 1; step <= 80; step++) {
+        const movable = [...builds.values()].filter((b) => next[b.status].length > 0);
+        if (movable.length === 0 || random() < 0.2) {
+          const created = await store.createBuild({ versionId: pick(versions).id, createdAt: at(step) });
+          builds.set(created.id, created);
+        } else {
+          const build = pick(movable);
+          const to = pick(next[build.status]);
+          // Few distinct minutes, so finish times tie now and then.
+          const minute = 1 + Math.floor(random() * 12);
+          const update = to === 'succeeded' ? { at: at(minute), artifactKey: `artifacts/${build.id}.ep` } : { at: at(minute) };
+          const moved = expectBuild(await store.transitionBuild(build.id, [build.status], to, update));
+          builds.set(moved.id, moved);
+          moves.set(`${build.status}->${to}`, (moves.get(`${build.status}->${to}`) ?? 0) + 1);
+        }
+        if (step % 10 === 0) await check();
+      }
+      // The sequence went through every kind of move that changes what is shown.
+      for (const move of ['running->succeeded', 'running->failed', 'failed->queued']) expect(moves.get(move)).toBeGreaterThan(0);
+      expect(await staleVersions(store.client)).toBe(0);
+    });
+  });
+}
+
+function shownBuildBackfill(openBare: OpenBare): void {
+  describe('migration 002 on builds written before it', () => {
+    let bare: BareHarness;
+
+    beforeAll(async () => {
+      bare = await openBare();
+    });
+    afterAll(async () => {
+      await bare?.close();
+    });
+
+    it('backfills every version with its newest success, else its newest failure, else nothing', async () => {
+      const { client } = bare;
+      const migrations = await loadMigrations();
+      const upTo = (prefix: string) => migrations.filter((m) => m.name <= `${prefix}~`);
+      expect(await runMigrations(client, upTo('001'))).toEqual(['001_init.sql']);
+
+      const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+      const ts = (minute: number) => `'${at(minute).toISOString()}'`;
+      const build = (n: number, ref: string, status: BuildStatus, minute?: number) =>
+        `(${`'${id(n)}'`}, (SELECT v.id FROM versions v WHERE v.ref = '${ref}'), '${status}', ${minute === undefined ? 'NULL' : ts(minute)},
+          ${status === 'succeeded' ? `'artifacts/${n}.ep'` : 'NULL'})`;
+      await client.exec(`
+        INSERT INTO repositories (namespace, name, clone_url) VALUES ('old', 'backfill', 'https://github.com/old/backfill');
+        INSERT INTO versions (repository_id, ref, erl_version)
+          SELECT r.id, x.ref, '26' FROM repositories r, unnest(ARRAY['a', 'b', 'c', 'd', 'e', 'f', 'g']) AS x (ref);
+        INSERT INTO builds (id, version_id, status, finished_at, artifact_key) VALUES
+          ${build(1, 'a', 'succeeded', 10)}, ${build(2, 'a', 'failed', 20)},
+          ${build(3, 'b', 'failed', 10)}, ${build(4, 'b', 'succeeded', 20)},
+          ${build(5, 'c', 'failed', 10)}, ${build(6, 'c', 'failed', 30)}, ${build(7, 'c', 'failed', 25)},
+          ${build(8, 'd', 'queued')}, ${build(9, 'd', 'running')},
+          ${build(11, 'f', 'succeeded', 50)}, ${build(12, 'f', 'succeeded', 50)},
+          ${build(13, 'g', 'succeeded', 5)}, ${build(14, 'g', 'failed', 60)}, ${build(15, 'g', 'starting')};
+      `);
+
+      expect(await runMigrations(client, upTo('002'))).toEqual(['002_shown_builds.sql']);
+
+      const rows = await client.query(
+        'SELECT ref, shown_build_id, shown_at, shown_succeeded FROM versions ORDER BY ref',
+      );
+      const shown = rows.map((r) => ({
+        ref: String(r.ref),
+        buildId: r.shown_build_id === null ? null : String(r.shown_build_id),
+        at: toDateOrNull(r.shown_at),
+        succeeded: r.shown_succeeded === null ? null : Boolean(r.shown_succeeded),
+      }));
+      const expected = (ref: string, n: number | null, minute: number | null, succeeded: boolean | null) =>
+        ({ ref, buildId: n === null ? null : id(n), at: minute === null ? null : at(minute), succeeded });
+      expect(shown).toEqual([
+        expected('a', 1, 10, true), // a newer failure does not hide a success
+        expected('b', 4, 20, true),
+        expected('c', 6, 30, false), // never succeeded: the newest failure
+        expected('d', null, null, null), // only in flight
+        expected('e', null, null, null), // no builds
+        expected('f', 12, 50, true), // a tie on finish time goes to the larger id
+        expected('g', 13, 5, true),
+      ]);
+
+      // Search reads what the backfill wrote, newest first.
+      const found = await new SqlStore(client).searchPackages({ name: 'backfill', limit: 10 });
+      expect(ids(found)).toEqual([id(12), id(6), id(4), id(1), id(13)]);
+      expect(found[1]).toMatchObject({ namespace: 'old', name: 'backfill', ref: 'c', status: 'failed' });
+      expect(await staleVersions(client)).toBe(0);
+
+      // Versions now point at builds and builds at versions: deleting a repository still cascades.
+      await client.query(`DELETE FROM repositories WHERE name = 'backfill'`);
+      expect(await client.query('SELECT count(*)::int AS n FROM builds')).toEqual([{ n: 0 }]);
+      expect(await client.query('SELECT count(*)::int AS n FROM versions')).toEqual([{ n: 0 }]);
     });
   });
 }

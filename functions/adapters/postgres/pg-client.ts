@@ -1,16 +1,23 @@
 // SqlClient over node-postgres: a pool against a URL; a transaction holds one pooled connection.
 import pg from 'pg';
-import type { SqlClient, SqlParam, SqlRow } from './sql-client.js';
+import type { QueryOptions, SqlClient, SqlParam, SqlRow } from './sql-client.js';
+import { StatementNames } from './statement-names.js';
 
 /** What a pool and a checked-out connection have in common. */
 interface Queryable {
+  query(config: pg.QueryConfig): Promise<pg.QueryResult>;
   query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
 }
 
-function boundClient(conn: Queryable, transaction: SqlClient['transaction'], close: () => Promise<void>): SqlClient {
+function boundClient(
+  conn: Queryable, names: StatementNames, transaction: SqlClient['transaction'], close: () => Promise<void>,
+): SqlClient {
   return {
-    async query(sql: string, params: SqlParam[] = []): Promise<SqlRow[]> {
-      const result = await conn.query(sql, params);
+    async query(sql: string, params: SqlParam[] = [], options: QueryOptions = {}): Promise<SqlRow[]> {
+      // A named statement is parsed and planned once per pooled connection (pg prepares it there the
+      // first time); afterwards a call only binds and executes. pg refuses a name reused for another text.
+      const name = options.reusePlan === false ? undefined : names.nameOf(sql);
+      const result = await conn.query({ text: sql, values: params, ...(name === undefined ? {} : { name }) });
       return (result.rows ?? []) as SqlRow[];
     },
     async exec(sql: string): Promise<void> {
@@ -22,18 +29,19 @@ function boundClient(conn: Queryable, transaction: SqlClient['transaction'], clo
   };
 }
 
-/** A pooled client for `url`; close() ends the pool. */
-export function createPgClient(url: string, options: { max?: number } = {}): SqlClient {
+/** A pooled client for `url`; close() ends the pool. `maxPrepared` caps the texts sent as prepared statements. */
+export function createPgClient(url: string, options: { max?: number; maxPrepared?: number } = {}): SqlClient {
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 });
   // An idle connection dropped by the server must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  const names = new StatementNames(options.maxPrepared);
 
   const transaction = async <T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> => {
     const conn = await pool.connect();
     let broken: unknown;
     try {
       await conn.query('BEGIN');
-      const tx: SqlClient = boundClient(conn, (inner) => inner(tx), async () => {});
+      const tx: SqlClient = boundClient(conn, names, (inner) => inner(tx), async () => {});
       const result = await fn(tx);
       await conn.query('COMMIT');
       return result;
@@ -48,5 +56,5 @@ export function createPgClient(url: string, options: { max?: number } = {}): Sql
     }
   };
 
-  return boundClient(pool, transaction, () => pool.end());
+  return boundClient(pool, names, transaction, () => pool.end());
 }

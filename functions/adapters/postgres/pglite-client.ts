@@ -2,16 +2,60 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
-import type { SqlClient, SqlParam, SqlRow } from './sql-client.js';
+import type { QueryOptions, SqlClient, SqlParam, SqlRow } from './sql-client.js';
+import { StatementNames } from './statement-names.js';
 
 type Queryable = Pick<Transaction, 'query' | 'exec'>;
 
-function boundClient(db: Queryable, transaction: SqlClient['transaction'], close: () => Promise<void>): SqlClient {
+/**
+ * A parameter as an SQL literal for EXECUTE, or undefined when it has none that is safe to write.
+ * Quotes are doubled, which is the whole escaping when standard_conforming_strings is on (checked at open).
+ */
+function literal(value: SqlParam): string | undefined {
+  if (value === null) return 'NULL';
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : undefined;
+  return value.includes('\0') ? undefined : `'${value.replaceAll("'", "''")}'`;
+}
+
+/** Statements PREPARE accepts; anything else (LOCK, CREATE, SET) runs as sent. */
+const PREPARABLE = /^\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b/i;
+
+/**
+ * PGlite's query() parses and plans every statement anew, and its protocol API has no named
+ * statements; SQL-level PREPARE/EXECUTE does the same job (a call then costs about a third as much).
+ * EXECUTE takes no bind parameters, so the values travel as literals.
+ */
+class PreparedStatements {
+  private readonly names: StatementNames;
+  /** Names PREPAREd in this session; a prepared statement outlives a rolled-back transaction. */
+  private readonly prepared = new Set<string>();
+
+  constructor(private readonly enabled: boolean, maxPrepared?: number) {
+    this.names = new StatementNames(maxPrepared);
+  }
+
+  async query(db: Queryable, sql: string, params: SqlParam[], options: QueryOptions): Promise<SqlRow[]> {
+    const name = this.enabled && options.reusePlan !== false && PREPARABLE.test(sql) ? this.names.nameOf(sql) : undefined;
+    const args = name === undefined ? undefined : params.map(literal);
+    if (name === undefined || args === undefined || args.includes(undefined)) {
+      return (await db.query<SqlRow>(sql, params)).rows;
+    }
+    if (!this.prepared.has(name)) {
+      // Each parameter's type comes from its cast in the text ($1::text), as it does for a bind.
+      // query(), not exec(): the extended protocol refuses a text holding more than one statement.
+      await db.query(`PREPARE ${name} AS ${sql}`);
+      this.prepared.add(name);
+    }
+    return (await db.query<SqlRow>(args.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name} (${args.join(', ')})`)).rows;
+  }
+}
+
+function boundClient(
+  db: Queryable, statements: PreparedStatements, transaction: SqlClient['transaction'], close: () => Promise<void>,
+): SqlClient {
   return {
-    async query(sql: string, params: SqlParam[] = []): Promise<SqlRow[]> {
-      const result = await db.query<SqlRow>(sql, params);
-      return result.rows;
-    },
+    query: (sql: string, params: SqlParam[] = [], options: QueryOptions = {}) => statements.query(db, sql, params, options),
     async exec(sql: string): Promise<void> {
       await db.exec(sql);
     },
@@ -23,19 +67,22 @@ function boundClient(db: Queryable, transaction: SqlClient['transaction'], close
 /**
  * Opens PGlite in `dir` (created when missing), or in memory when `dir` is undefined.
  * close() must be called: an open PGlite keeps the process alive.
+ * `maxPrepared` caps the texts run as prepared statements.
  */
-export async function createPgliteClient(dir?: string): Promise<SqlClient> {
+export async function createPgliteClient(dir?: string, options: { maxPrepared?: number } = {}): Promise<SqlClient> {
   if (dir !== undefined) await mkdir(dir, { recursive: true });
   const db = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), extensions: { pg_trgm } });
+  const quoting = await db.query<{ on: string }>(`SELECT current_setting('standard_conforming_strings') AS on`);
+  const statements = new PreparedStatements(quoting.rows[0]?.on === 'on', options.maxPrepared);
 
   const transaction = <T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> =>
     // PGlite serialises the whole transaction; queries on `db` from inside it would wait forever.
     db.transaction((raw) => {
-      const tx: SqlClient = boundClient(raw, (inner) => inner(tx), async () => {});
+      const tx: SqlClient = boundClient(raw, statements, (inner) => inner(tx), async () => {});
       return fn(tx);
     });
 
-  return boundClient(db, transaction, async () => {
+  return boundClient(db, statements, transaction, async () => {
     if (!db.closed) await db.close();
   });
 }

@@ -9,9 +9,23 @@ export type SqlParam = string | number | boolean | null;
 /** One result row keyed by column name. Value types differ per driver; rows.ts normalises them. */
 export type SqlRow = Record<string, unknown>;
 
+export interface QueryOptions {
+  /**
+   * False when the best plan depends so much on the parameter values that a plan reused across
+   * values could be far worse (a search whose needle is too short for the trigram index): such a
+   * statement is planned on every call. Default true: drivers that can keep a prepared statement do.
+   */
+  reusePlan?: boolean;
+}
+
 export interface SqlClient {
-  /** Runs one statement with positional parameters ($1..$n) and returns its rows (empty when none). */
-  query(sql: string, params?: SqlParam[]): Promise<SqlRow[]>;
+  /**
+   * Runs one statement with positional parameters ($1..$n) and returns its rows (empty when none).
+   * The pg and PGlite drivers keep each distinct text as a prepared statement for the session, so a
+   * statement names its columns: a `SELECT *` prepared before a migration adds a column fails after it
+   * ("cached plan must not change result type").
+   */
+  query(sql: string, params?: SqlParam[], options?: QueryOptions): Promise<SqlRow[]>;
   /** Runs a script of statements, each ending with ";" at the end of a line, without parameters. */
   exec(sql: string): Promise<void>;
   /**

@@ -8,10 +8,20 @@ import type { BuildUpdate, SearchQuery, Store, VersionWithSuccess } from '#core/
 import type { SqlClient, SqlParam } from './sql-client.js';
 import { toBuild, toBuildView, toErts, toNumber, toRepository, toVersion } from './rows.js';
 
+/** The columns of builds the Store reads, named rather than `*` so a prepared statement survives new columns. */
+const BUILD_COLUMNS = `id, version_id, status, created_at, started_at, finished_at, message,
+  artifact_key, artifact_size, artifact_sha256, log_key, commit_sha, builder_id, otp_release`;
+
+/** BUILD_COLUMNS of the builds aliased b. */
+const B_COLUMNS = BUILD_COLUMNS.split(',').map((column) => `b.${column.trim()}`).join(', ');
+
 /** Columns of a BuildView; the query aliases builds b, versions v, repositories r. Names are unique (Data API JSON). */
-const BUILD_VIEW_COLUMNS = `b.id, b.version_id, b.status, b.created_at, b.started_at, b.finished_at, b.message,
-  b.artifact_key, b.artifact_size, b.artifact_sha256, b.log_key, b.commit_sha, b.builder_id, b.otp_release,
-  r.namespace, r.name, v.ref, v.erl_version`;
+const BUILD_VIEW_COLUMNS = `${B_COLUMNS}, r.namespace, r.name, v.ref, v.erl_version`;
+
+const ERTS_COLUMNS = 'release, erts_version, key, size, sha256, created_at';
+
+/** The largest LIMIT a statement carries as a constant rather than a parameter (see lastSuccessfulBuilds). */
+const PLANNED_LIMIT = 100;
 
 /** Finished builds sort by finished_at (never null for them, a CHECK says so); the id breaks ties. */
 const NEWEST_FIRST = 'b.finished_at DESC, b.id DESC';
@@ -39,6 +49,9 @@ class Params {
     return `$${this.values.length}::${type}`;
   }
 }
+
+/** A run of word characters long enough for pg_trgm to take a trigram from. */
+const HAS_TRIGRAM = /[\p{L}\p{N}]{3}/u;
 
 /** `%`, `_` and `\` match literally inside the LIKE pattern. */
 function escapeLike(s: string): string {
@@ -83,7 +96,7 @@ export class SqlStore implements Store {
     const rows = await this.client.query(
       `INSERT INTO builds (id, version_id, status, created_at)
        VALUES ($1::uuid, $2::bigint, 'queued', coalesce($3::timestamptz, now()))
-       RETURNING *`,
+       RETURNING ${BUILD_COLUMNS}`,
       [input.id ?? randomUUID(), input.versionId, iso(input.createdAt)],
     );
     return toBuild(rows[0]);
@@ -105,10 +118,55 @@ export class SqlStore implements Store {
       if (value === undefined) continue;
       sets.push(`${column} = ${p.add(value as SqlParam, type)}`);
     }
+    // The version's shown build (the one /search lists) moves in the same statement, so it is current
+    // on every driver, the Data API included, without a transaction. Two cases:
+    // - the build finished and outranks the shown one (a success outranks any failure, then the newer
+    //   finish wins): it becomes the shown build. The rule is checked against the versions row as it is
+    //   when the row lock is taken, so two builds of a version finishing at once still end on the better one;
+    // - the build is the shown one and changed (say a failure requeued): the version's best finished build
+    //   is recomputed from the others and this build's new row.
     const rows = await this.client.query(
-      `UPDATE builds SET ${sets.join(', ')}
-       WHERE id = ${idParam} AND status = ANY (string_to_array(${fromParam}, ','))
-       RETURNING *`,
+      `WITH b AS (
+         UPDATE builds SET ${sets.join(', ')}
+         WHERE id = ${idParam} AND status = ANY (string_to_array(${fromParam}, ','))
+         RETURNING ${BUILD_COLUMNS}
+       ), shown AS (
+         UPDATE versions v
+         SET shown_build_id = CASE WHEN v.shown_build_id = b.id THEN best.id ELSE b.id END,
+             shown_at = CASE WHEN v.shown_build_id = b.id THEN best.finished_at ELSE b.finished_at END,
+             shown_succeeded = CASE WHEN v.shown_build_id = b.id THEN best.succeeded ELSE b.status = 'succeeded' END
+         FROM b
+         LEFT JOIN LATERAL (
+           SELECT c.id, c.finished_at, c.status = 'succeeded' AS succeeded
+           FROM (
+             SELECT b.id, b.finished_at, b.status
+             UNION ALL
+             (SELECT o.id, o.finished_at, o.status FROM builds o
+              WHERE o.version_id = b.version_id AND o.status = 'succeeded' AND o.id <> b.id
+              ORDER BY o.finished_at DESC, o.id DESC LIMIT 1)
+             UNION ALL
+             (SELECT o.id, o.finished_at, o.status FROM builds o
+              WHERE o.version_id = b.version_id AND o.status = 'failed' AND o.id <> b.id
+              ORDER BY o.finished_at DESC, o.id DESC LIMIT 1)
+           ) c
+           WHERE c.status IN ('succeeded', 'failed')
+           ORDER BY c.status = 'succeeded' DESC, c.finished_at DESC, c.id DESC
+           LIMIT 1
+         ) best ON true
+         WHERE v.id = b.version_id
+           AND (
+             (v.shown_build_id = b.id
+              AND (v.shown_build_id, v.shown_at, v.shown_succeeded)
+                  IS DISTINCT FROM (best.id, best.finished_at, best.succeeded))
+             OR (v.shown_build_id IS DISTINCT FROM b.id
+                 AND b.status IN ('succeeded', 'failed')
+                 AND (v.shown_build_id IS NULL
+                      OR (b.status = 'succeeded' AND NOT v.shown_succeeded)
+                      OR ((b.status = 'succeeded') = v.shown_succeeded
+                          AND (b.finished_at, b.id) > (v.shown_at, v.shown_build_id))))
+           )
+       )
+       SELECT ${BUILD_COLUMNS} FROM b`,
       p.values,
     );
     return rows.length > 0 ? toBuild(rows[0]) : null;
@@ -120,7 +178,7 @@ export class SqlStore implements Store {
        VALUES ($1::text, $2::text, $3::text, $4::bigint, $5::text)
        ON CONFLICT (release) DO UPDATE SET erts_version = EXCLUDED.erts_version, key = EXCLUDED.key,
          size = EXCLUDED.size, sha256 = EXCLUDED.sha256, created_at = now()
-       RETURNING *`,
+       RETURNING ${ERTS_COLUMNS}`,
       [erts.release, erts.ertsVersion, erts.key, erts.size, erts.sha256],
     );
     return toErts(rows[0]);
@@ -170,56 +228,76 @@ export class SqlStore implements Store {
 
   async searchPackages(query: SearchQuery): Promise<BuildView[]> {
     const p = new Params();
-    const conditions = [`lower(r.name) LIKE lower(${p.add(`%${escapeLike(query.name)}%`, 'text')})`];
+    // A needle with a trigram (three letters or digits in a row) is looked up in the trigram index, and
+    // the versions of the repositories it matches are sorted: a few hundred rows for a common word.
+    // A shorter one cannot narrow the index and may match most names; its search may also walk every
+    // shown version newest first and stop at the limit. The walk's index is partial on shown_at, so only
+    // the statement that names that condition can use it: the planner misjudges the walk as cheaper
+    // for words in about 1% of the names, where it is several times slower. And only a plan made for
+    // the short needle's own value knows whether it matches a few names or most, so that statement is
+    // planned on every call, not prepared.
+    const trigram = HAS_TRIGRAM.test(query.name);
+    const conditions = [
+      'v.shown_build_id IS NOT NULL',
+      ...(trigram ? [] : ['v.shown_at IS NOT NULL']),
+      `lower(r.name) LIKE lower(${p.add(`%${escapeLike(query.name)}%`, 'text')})`,
+    ];
     if (query.namespace !== undefined) conditions.push(`r.namespace = ${p.add(query.namespace, 'text')}`);
     if (query.ref !== undefined) conditions.push(`v.ref = ${p.add(query.ref, 'text')}`);
     if (query.erlVersion !== undefined) conditions.push(`v.erl_version = ${p.add(query.erlVersion, 'text')}`);
     const limit = p.add(Math.max(0, Math.floor(query.limit)), 'bigint');
-    // Per version: its newest success, else its newest failure, each one probe of a partial index.
+    // Each version carries its shown build (newest success, else newest failure; see transitionBuild), so
+    // the matching versions are ordered and cut from versions alone, and builds is read for the rows kept.
     const rows = await this.client.query(
-      `SELECT ${BUILD_VIEW_COLUMNS}
-       FROM repositories r
-       JOIN versions v ON v.repository_id = r.id
-       CROSS JOIN LATERAL (
-         SELECT coalesce(
-           (SELECT s.id FROM builds s WHERE s.version_id = v.id AND s.status = 'succeeded'
-            ORDER BY s.finished_at DESC, s.id DESC LIMIT 1),
-           (SELECT f.id FROM builds f WHERE f.version_id = v.id AND f.status = 'failed'
-            ORDER BY f.finished_at DESC, f.id DESC LIMIT 1)
-         ) AS build_id
-       ) shown
-       JOIN builds b ON b.id = shown.build_id
-       WHERE ${conditions.join(' AND ')}
-       ORDER BY ${NEWEST_FIRST}
-       LIMIT ${limit}`,
+      `SELECT ${B_COLUMNS}, s.namespace, s.name, s.ref, s.erl_version
+       FROM (
+         SELECT r.namespace, r.name, v.ref, v.erl_version, v.shown_build_id, v.shown_at
+         FROM repositories r
+         JOIN versions v ON v.repository_id = r.id
+         WHERE ${conditions.join(' AND ')}
+         ORDER BY v.shown_at DESC, v.shown_build_id DESC
+         LIMIT ${limit}
+       ) s
+       JOIN builds b ON b.id = s.shown_build_id
+       ORDER BY s.shown_at DESC, s.shown_build_id DESC`,
       p.values,
+      { reusePlan: trigram },
     );
     return rows.map(toBuildView);
   }
 
   async lastSuccessfulBuilds(n: number): Promise<BuildView[]> {
+    const count = Math.max(0, Math.floor(n));
     // Walks successes newest first and keeps those with no newer success of the same version,
-    // so it reads about n rows instead of grouping every build.
+    // so it reads about n rows instead of grouping every build. A LIMIT sent as a parameter is planned
+    // for an unknown row count, so Postgres would plan this statement again on every call, which costs
+    // more than running it; up to PLANNED_LIMIT the statement carries that constant instead (one plan,
+    // kept), and the outer LIMIT stops the walk after n rows.
+    const planned = count <= PLANNED_LIMIT ? String(PLANNED_LIMIT) : '$1::bigint';
     const rows = await this.client.query(
-      `SELECT ${BUILD_VIEW_COLUMNS}
-       FROM builds b
-       JOIN versions v ON v.id = b.version_id
-       JOIN repositories r ON r.id = v.repository_id
-       WHERE b.status = 'succeeded'
-         AND NOT EXISTS (
-           SELECT 1 FROM builds newer
-           WHERE newer.version_id = b.version_id AND newer.status = 'succeeded'
-             AND (newer.finished_at > b.finished_at OR (newer.finished_at = b.finished_at AND newer.id > b.id))
-         )
-       ORDER BY ${NEWEST_FIRST}
+      `SELECT last.* FROM (
+         SELECT ${BUILD_VIEW_COLUMNS}
+         FROM builds b
+         JOIN versions v ON v.id = b.version_id
+         JOIN repositories r ON r.id = v.repository_id
+         WHERE b.status = 'succeeded'
+           AND NOT EXISTS (
+             SELECT 1 FROM builds newer
+             WHERE newer.version_id = b.version_id AND newer.status = 'succeeded'
+               AND (newer.finished_at > b.finished_at OR (newer.finished_at = b.finished_at AND newer.id > b.id))
+           )
+         ORDER BY ${NEWEST_FIRST}
+         LIMIT ${planned}
+       ) last
+       ORDER BY last.finished_at DESC, last.id DESC
        LIMIT $1::bigint`,
-      [Math.max(0, Math.floor(n))],
+      [count],
     );
     return rows.map(toBuildView);
   }
 
   async getErts(release: string): Promise<Erts | null> {
-    const rows = await this.client.query('SELECT * FROM erts WHERE release = $1::text', [release]);
+    const rows = await this.client.query(`SELECT ${ERTS_COLUMNS} FROM erts WHERE release = $1::text`, [release]);
     return rows.length > 0 ? toErts(rows[0]) : null;
   }
 
@@ -263,17 +341,25 @@ export class SqlStore implements Store {
   }
 }
 
-/** `namespace/name` and "any filter matches" (each given field equal); an empty list or an empty filter matches all. */
+/**
+ * `namespace/name` and "any filter matches" (each given field equal); an empty list or an empty filter matches all.
+ * One filter (POST /get) is spelled out, so the version comes from its unique key; several travel as one
+ * JSON parameter, so the statement text does not depend on how many there are (a client may send 100):
+ * the pg driver prepares each distinct text, and their number must stay small.
+ */
 function packageWhere(p: Params, pkg: PackageName, filters: VersionFilter[]): string {
   const conditions = [`r.namespace = ${p.add(pkg.namespace, 'text')}`, `r.name = ${p.add(pkg.name, 'text')}`];
   const matchesAll = filters.length === 0 || filters.some((f) => f.ref === undefined && f.erlVersion === undefined);
   if (matchesAll) return conditions.join(' AND ');
-  const alternatives = filters.map((filter) => {
-    const parts: string[] = [];
-    if (filter.ref !== undefined) parts.push(`v.ref = ${p.add(filter.ref, 'text')}`);
-    if (filter.erlVersion !== undefined) parts.push(`v.erl_version = ${p.add(filter.erlVersion, 'text')}`);
-    return `(${parts.join(' AND ')})`;
-  });
-  conditions.push(`(${alternatives.join(' OR ')})`);
+  if (filters.length === 1) {
+    const [filter] = filters;
+    if (filter.ref !== undefined) conditions.push(`v.ref = ${p.add(filter.ref, 'text')}`);
+    if (filter.erlVersion !== undefined) conditions.push(`v.erl_version = ${p.add(filter.erlVersion, 'text')}`);
+    return conditions.join(' AND ');
+  }
+  const list = JSON.stringify(filters.map((f) => ({ ref: f.ref ?? null, erl_version: f.erlVersion ?? null })));
+  conditions.push(`EXISTS (
+    SELECT 1 FROM jsonb_to_recordset(${p.add(list, 'jsonb')}) AS f (ref text, erl_version text)
+    WHERE (f.ref IS NULL OR f.ref = v.ref) AND (f.erl_version IS NULL OR f.erl_version = v.erl_version))`);
   return conditions.join(' AND ');
 }
