@@ -1,6 +1,6 @@
 // Builds the adapters behind every port from the config (AWS or local). Handlers ask `deps()`;
-// the local server and tests install their own with `useDeps()`.
-import { S3Client } from '@aws-sdk/client-s3';
+// the local server and tests install their own with `useDeps()`. Nothing here loads an AWS SDK client
+// at import: the S3 adapter loads its SDK on first use, so functions that never touch blobs never pay for it.
 import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
 import type { BlobStore, Store } from './core/ports.js';
@@ -20,16 +20,38 @@ export interface Deps {
 }
 
 let current: Promise<Deps> | undefined;
+let ready: Deps | undefined;
 
-/** The process-wide dependencies, built once per container on first use. */
+/**
+ * The process-wide dependencies, built once per container on first use. A build that fails is
+ * forgotten, so the next invocation tries again instead of failing for the container's lifetime.
+ */
 export function deps(): Promise<Deps> {
-  current ??= buildDeps(loadConfig());
+  if (!current) {
+    const building: Promise<Deps> = buildDeps(loadConfig()).then(
+      (d) => {
+        if (current === building) ready = d;
+        return d;
+      },
+      (error: unknown) => {
+        if (current === building) current = undefined;
+        throw error;
+      },
+    );
+    current = building;
+  }
   return current;
+}
+
+/** The dependencies when they are built already, else undefined: the per-request path without a wait. */
+export function readyDeps(): Deps | undefined {
+  return ready;
 }
 
 /** Installs ready-made dependencies (local server, tests). */
 export function useDeps(d: Deps): void {
   current = Promise.resolve(d);
+  ready = d;
 }
 
 export async function buildDeps(config: Config): Promise<Deps> {
@@ -48,11 +70,14 @@ export function openMetrics(config: Config): MetricsRecorder {
 export function openBlobStore(config: Config): BlobStore {
   if (config.runtime === 'aws') {
     if (!config.aws.bucket) throw new Error('ENOT_BUCKET is required in the aws runtime');
-    const client = new S3Client({
-      region: config.aws.region,
-      ...(config.aws.s3Endpoint ? { endpoint: config.aws.s3Endpoint, forcePathStyle: true } : {}),
+    return new S3BlobStore({
+      clientConfig: {
+        region: config.aws.region,
+        ...(config.aws.s3Endpoint ? { endpoint: config.aws.s3Endpoint, forcePathStyle: true } : {}),
+      },
+      bucket: config.aws.bucket,
+      presignTtlS: config.presignTtlS,
     });
-    return new S3BlobStore({ client, bucket: config.aws.bucket, presignTtlS: config.presignTtlS });
   }
   return new FsBlobStore(join(config.dataDir, 'blobs'));
 }

@@ -1,5 +1,5 @@
 // GET /build_log?build_id=: the full log of a build as plain text. API Gateway -> readBuildLog -> Store + BlobStore.
-import { z } from 'zod';
+import * as z from 'zod';
 import { readBuildLog } from '#core/read-artifacts.js';
 import { endpoint } from '#http/endpoint.js';
 import { plainText } from '#http/envelope.js';

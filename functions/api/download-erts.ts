@@ -1,6 +1,6 @@
 // GET /download_erts/{version}: the packed ERTS of an OTP release, or 200 `No such erlang`.
 // API Gateway -> downloadErts -> Store + BlobStore.
-import { z } from 'zod';
+import * as z from 'zod';
 import { downloadErts } from '#core/read-artifacts.js';
 import { downloadResult } from '#http/download.js';
 import { endpoint } from '#http/endpoint.js';

@@ -1,6 +1,6 @@
 // GET /download/{id}: the `.ep` artifact of a successful build, streamed or redirected.
 // API Gateway -> downloadBuildArtifact -> Store + BlobStore.
-import { z } from 'zod';
+import * as z from 'zod';
 import { downloadBuildArtifact } from '#core/read-artifacts.js';
 import { downloadResult } from '#http/download.js';
 import { endpoint } from '#http/endpoint.js';

@@ -1,5 +1,5 @@
 // GET /last_builds: the last n successful builds, one per version. API Gateway -> listLastBuilds -> Store.
-import { z } from 'zod';
+import * as z from 'zod';
 import { LAST_BUILDS_DEFAULT, LAST_BUILDS_MAX, listLastBuilds } from '#core/read-packages.js';
 import { endpoint } from '#http/endpoint.js';
 import { ok } from '#http/envelope.js';

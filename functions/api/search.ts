@@ -1,5 +1,5 @@
 // GET /search: packages whose name contains `name`, newest first. API Gateway -> searchPackages -> Store.
-import { z } from 'zod';
+import * as z from 'zod';
 import { searchPackages } from '#core/read-packages.js';
 import { endpoint } from '#http/endpoint.js';
 import { ok } from '#http/envelope.js';

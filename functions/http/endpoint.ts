@@ -44,7 +44,7 @@ export function endpoint<S extends Schemas>(
     .use(stack)
     .handler(async (event: APIGatewayProxyEvent) => {
       const state = stateOf(event);
-      return fn({
+      const result = await fn({
         body: state.body as Parsed<S, 'body'>,
         query: state.query as Parsed<S, 'query'>,
         path: state.path as Parsed<S, 'path'>,
@@ -54,6 +54,9 @@ export function endpoint<S extends Schemas>(
         log: state.log,
         event,
       });
+      // Remembered so that an answer replaced later (an error after this point) still closes it.
+      if (result?.stream) state.stream = result.stream;
+      return result;
     });
   return (event, context) => handler(event, context);
 }

@@ -38,23 +38,59 @@ export interface RequestLogger {
   error(message: string, error?: unknown, attributes?: LogAttributes): void;
 }
 
+type LineLevel = Exclude<LogLevel, 'silent'>;
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3, silent: 4 };
+
+/** Whether a `line` would be written at `level`: callers skip building lines nobody will see. */
+export function logEnabled(line: LineLevel, level: LogLevel): boolean {
+  return RANK[line] >= RANK[level];
+}
+
+/**
+ * The process Logger when a `line` at this level is to be written, else undefined. Checked here,
+ * before any attributes are merged, because Powertools itself reads the environment on every call,
+ * even for a line its level drops.
+ */
+function loggerFor(line: LineLevel, level: LogLevel | undefined): Logger | undefined {
+  if (level !== undefined && (level !== rootLevel || !root)) processLogger(level);
+  return RANK[line] >= RANK[rootLevel] ? processLogger() : undefined;
+}
+
+const NO_LEVEL = (): LogLevel | undefined => undefined;
+
+class BoundRequestLogger implements RequestLogger {
+  constructor(
+    readonly keys: Readonly<LogAttributes>,
+    private readonly level: () => LogLevel | undefined,
+  ) {}
+
+  debug(message: string, attributes?: LogAttributes): void {
+    loggerFor('debug', this.level())?.debug(message, { ...this.keys, ...attributes });
+  }
+
+  info(message: string, attributes?: LogAttributes): void {
+    loggerFor('info', this.level())?.info(message, { ...this.keys, ...attributes });
+  }
+
+  warn(message: string, attributes?: LogAttributes): void {
+    loggerFor('warn', this.level())?.warn(message, { ...this.keys, ...attributes });
+  }
+
+  error(message: string, error?: unknown, attributes?: LogAttributes): void {
+    // The Logger formats an Error anywhere in the attributes as {name, location, message, stack}.
+    loggerFor('error', this.level())?.error(message, {
+      ...this.keys,
+      ...attributes,
+      ...(error === undefined ? {} : { error: error instanceof Error ? error : String(error) }),
+    });
+  }
+}
+
 /**
  * A RequestLogger over the process Logger. Keys travel with each line instead of being appended to
  * the Logger, because the local server answers many requests at once in one process.
  * `level` is asked at each line: the config is loaded after the logger is made.
  */
-export function requestLogger(keys: LogAttributes, level: () => LogLevel | undefined = () => undefined): RequestLogger {
-  const log = () => processLogger(level());
-  return {
-    keys,
-    debug: (message, attributes) => log().debug(message, { ...keys, ...attributes }),
-    info: (message, attributes) => log().info(message, { ...keys, ...attributes }),
-    warn: (message, attributes) => log().warn(message, { ...keys, ...attributes }),
-    // The Logger formats an Error anywhere in the attributes as {name, location, message, stack}.
-    error: (message, error, attributes) => log().error(message, {
-      ...keys,
-      ...attributes,
-      ...(error === undefined ? {} : { error: error instanceof Error ? error : String(error) }),
-    }),
-  };
+export function requestLogger(keys: LogAttributes, level: () => LogLevel | undefined = NO_LEVEL): RequestLogger {
+  return new BoundRequestLogger(keys, level);
 }

@@ -1,14 +1,16 @@
 // Our own small middy middlewares: request state and observability, dependencies, body limit, JSON body,
-// validation, errors, streams.
+// validation, errors, streams. They run on every request, so each does its work once and synchronously
+// when it can (middy awaits whatever they return).
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { ValidationError } from '#core/errors.js';
-import { deps, type Deps } from '#functions/wiring.js';
+import { deps, readyDeps, type Deps } from '#functions/wiring.js';
 import type { HttpResult } from './envelope.js';
 import { errorResult, HttpError, statusOf } from './errors.js';
-import { processLogger, requestLogger, type RequestLogger } from './log.js';
+import { logEnabled, processLogger, requestLogger, type RequestLogger } from './log.js';
 import {
   correlationIdOf, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, routeNameOf,
 } from './observability.js';
@@ -26,11 +28,15 @@ export interface RequestState {
   /** performance.now() when the request arrived. */
   startedAt: number;
   deps?: Deps;
+  /** The body as text (base64 decoded), once read. */
+  text?: string;
   /** The JSON body, once parsed. */
   json?: unknown;
   body?: unknown;
   query?: unknown;
   path?: unknown;
+  /** A body stream the endpoint answered with: closed if the answer that goes out no longer carries it. */
+  stream?: Readable;
 }
 
 export type ApiMiddleware = MiddlewareObj<APIGatewayProxyEvent, HttpResult, Error, Context>;
@@ -79,12 +85,11 @@ export function requestId(): ApiMiddleware {
   };
 }
 
+/** Results are built fresh for each request (envelope.ts, download.ts), so their headers are set in place. */
 function withIdHeaders(result: HttpResult, state: RequestState): void {
-  result.headers = {
-    ...result.headers,
-    [REQUEST_ID_HEADER]: state.requestId,
-    [CORRELATION_ID_HEADER]: state.correlationId,
-  };
+  const headers = (result.headers ??= {});
+  headers[REQUEST_ID_HEADER] = state.requestId;
+  headers[CORRELATION_ID_HEADER] = state.correlationId;
 }
 
 /**
@@ -96,7 +101,7 @@ export function observability(): ApiMiddleware {
   const finish = (request: { event: APIGatewayProxyEvent; response?: HttpResult | null }) => {
     const state = stateOf(request.event);
     const d = state.deps;
-    if (d?.config.runtime === 'aws') {
+    if (d?.config.runtime === 'aws' && logEnabled('info', d.config.logLevel)) {
       state.log.info('request', {
         method: request.event.httpMethod,
         path: request.event.path,
@@ -114,7 +119,11 @@ export function observability(): ApiMiddleware {
   return { name: 'observability', after: finish, onError: finish };
 }
 
-/** Maps whatever was thrown to the envelope; must be registered before loadDeps so it sees everything. */
+/**
+ * Maps whatever was thrown to the envelope; must be registered before loadDeps so it sees everything.
+ * A body stream the endpoint had already opened is closed here: the error answer replaces it, and an
+ * open file must not wait for the garbage collector.
+ */
 export function errorMapping(): ApiMiddleware {
   return {
     name: 'errorMapping',
@@ -124,28 +133,57 @@ export function errorMapping(): ApiMiddleware {
       const response = errorResult(request.error, state.requestId);
       withIdHeaders(response, state);
       request.response = response;
+      state.stream?.destroy();
+      state.stream = undefined;
     },
   };
 }
 
+function attachDeps(state: RequestState, d: Deps, context: Context | undefined): void {
+  state.deps = d;
+  // In Lambda one process runs one invocation at a time, so the process Logger can carry the
+  // invocation (function name, request id, cold start). The local server's contexts are made up.
+  if (d.config.runtime === 'aws' && context?.awsRequestId) {
+    processLogger(d.config.logLevel).addContext(context);
+  }
+}
+
+/** The process dependencies; synchronous once they are built (every request but the first). */
 export function loadDeps(): ApiMiddleware {
   return {
     name: 'loadDeps',
-    before: async (request) => {
+    before: (request) => {
       const state = stateOf(request.event);
-      state.deps = await deps();
-      // In Lambda one process runs one invocation at a time, so the process Logger can carry the
-      // invocation (function name, request id, cold start). The local server's contexts are made up.
-      if (state.deps.config.runtime === 'aws' && request.context?.awsRequestId) {
-        processLogger(state.deps.config.logLevel).addContext(request.context);
+      const ready = readyDeps();
+      if (ready) {
+        attachDeps(state, ready, request.context);
+        return undefined;
       }
+      return deps().then((d) => attachDeps(state, d, request.context));
     },
   };
 }
 
-function rawBody(event: APIGatewayProxyEvent): Buffer {
-  if (event.body == null) return Buffer.alloc(0);
-  return Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+/**
+ * The body's size in bytes. A text body is measured without copying it; a base64 one is decoded
+ * (once: the text is kept for jsonBody).
+ */
+function bodySize(event: APIGatewayProxyEvent, state: RequestState): number {
+  if (event.body == null) return 0;
+  if (!event.isBase64Encoded) return Buffer.byteLength(event.body, 'utf8');
+  const bytes = Buffer.from(event.body, 'base64');
+  state.text = bytes.toString('utf8');
+  return bytes.length;
+}
+
+/** The body as UTF-8 text, as its bytes would decode (a lone surrogate reads as U+FFFD). */
+function bodyText(event: APIGatewayProxyEvent, state: RequestState): string {
+  if (state.text !== undefined) return state.text;
+  const body = event.body;
+  if (body == null) return '';
+  if (event.isBase64Encoded) return Buffer.from(body, 'base64').toString('utf8');
+  const s = body as string & { isWellFormed(): boolean; toWellFormed(): string };
+  return s.isWellFormed() ? body : s.toWellFormed();
 }
 
 /** 413 when the body is larger than config.maxBodyBytes (API Gateway allows far more). */
@@ -153,8 +191,9 @@ export function bodyLimit(): ApiMiddleware {
   return {
     name: 'bodyLimit',
     before: (request) => {
-      const limit = stateOf(request.event).deps!.config.maxBodyBytes;
-      if (rawBody(request.event).length > limit) {
+      const state = stateOf(request.event);
+      const limit = state.deps!.config.maxBodyBytes;
+      if (bodySize(request.event, state) > limit) {
         throw new HttpError(413, `Request body too large (limit ${limit} bytes)`);
       }
     },
@@ -169,8 +208,8 @@ export function jsonBody(): ApiMiddleware {
   return {
     name: 'jsonBody',
     before: (request) => {
-      const text = rawBody(request.event).toString('utf8');
       const state = stateOf(request.event);
+      const text = bodyText(request.event, state);
       if (text.trim() === '') {
         state.json = {};
         return;
@@ -190,21 +229,26 @@ export interface Schemas {
   path?: z.ZodType;
 }
 
+// What an absent query string or path parameter map validates as; zod never writes to its input.
+const NOTHING: Readonly<Record<string, string>> = Object.freeze({});
+
 /** Validates body, query and path parameters; the first failing part gives a 400 naming its fields. */
 export function validate(schemas: Schemas): ApiMiddleware {
+  // Which parts this endpoint checks, in the order they are reported: decided once, not per request.
+  const parts = (['path', 'query', 'body'] as const)
+    .filter((source) => schemas[source])
+    .map((source) => ({ source, schema: schemas[source]! }));
+  const inputOf = (source: Source, event: APIGatewayProxyEvent, state: RequestState): unknown => {
+    if (source === 'body') return state.json;
+    if (source === 'query') return event.queryStringParameters ?? NOTHING;
+    return event.pathParameters ?? NOTHING;
+  };
   return {
     name: 'validate',
     before: (request) => {
       const state = stateOf(request.event);
-      const inputs: Record<Source, unknown> = {
-        body: state.json,
-        query: request.event.queryStringParameters ?? {},
-        path: request.event.pathParameters ?? {},
-      };
-      for (const source of ['path', 'query', 'body'] as const) {
-        const schema = schemas[source];
-        if (!schema) continue;
-        const parsed = parseWith(schema, source, inputs[source]);
+      for (const { source, schema } of parts) {
+        const parsed = parseWith(schema, source, inputOf(source, request.event, state));
         if (!parsed.ok) throw new ValidationError(parsed.message);
         state[source] = parsed.data;
       }
@@ -217,16 +261,21 @@ export function validate(schemas: Schemas): ApiMiddleware {
  * base64 body (S3 downloads normally redirect; this is the fallback).
  */
 export function bufferStreamOnAws(): ApiMiddleware {
+  const buffer = async (request: { response?: HttpResult | null }, response: HttpResult & { stream: Readable }, state: RequestState) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of response.stream) chunks.push(Buffer.from(chunk as Uint8Array));
+    const { stream: _buffered, ...rest } = response;
+    state.stream = undefined;
+    request.response = { ...rest, body: Buffer.concat(chunks).toString('base64'), isBase64Encoded: true };
+  };
   return {
     name: 'bufferStreamOnAws',
-    after: async (request) => {
+    after: (request) => {
       const response = request.response;
-      if (!response?.stream) return;
-      if (stateOf(request.event).deps?.config.runtime !== 'aws') return;
-      const chunks: Buffer[] = [];
-      for await (const chunk of response.stream) chunks.push(Buffer.from(chunk as Uint8Array));
-      const { stream: _buffered, ...rest } = response;
-      request.response = { ...rest, body: Buffer.concat(chunks).toString('base64'), isBase64Encoded: true };
+      if (!response?.stream) return undefined;
+      const state = stateOf(request.event);
+      if (state.deps?.config.runtime !== 'aws') return undefined;
+      return buffer(request, response as HttpResult & { stream: Readable }, state);
     },
   };
 }

@@ -1,4 +1,5 @@
 // Per-request observability shared by the middy stack and the local server: correlation ids and route names.
+import { routes } from '#functions/routes.js';
 import { matchRoute } from './router.js';
 
 export const CORRELATION_ID_HEADER = 'X-Correlation-Id';
@@ -17,8 +18,11 @@ type HeaderMap = Record<string, string | string[] | undefined> | null | undefine
 export function headerValue(headers: HeaderMap, name: string): string | undefined {
   if (!headers) return undefined;
   const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() !== wanted || value === undefined) continue;
+  // for...in walks own keys in the same order as Object.entries, without building the pairs.
+  for (const key in headers) {
+    if (!Object.hasOwn(headers, key) || key.toLowerCase() !== wanted) continue;
+    const value = headers[key];
+    if (value === undefined) continue;
     return Array.isArray(value) ? value.join(',') : value;
   }
   return undefined;
@@ -34,12 +38,22 @@ export function correlationIdOf(headers: HeaderMap, requestId: string): string {
   return isSaneCorrelationId(given) ? given : requestId;
 }
 
+// What every route's own template resolves to (API Gateway's `resource`, the local server's too),
+// worked out once by the router itself so the shortcut can never disagree with it.
+const nameOfTemplate = new Map<string, string>();
+for (const route of routes) {
+  const match = matchRoute(route.method, route.path);
+  nameOfTemplate.set(`${route.method} ${route.path}`, match.kind === 'found' ? match.route.name : 'unknown');
+}
+
 /**
  * The route table name of a request (`search`, `download`, ...). API Gateway hands over the resource
  * template (`/download/{id}`), which matches its own route; `unknown` for anything off the table.
  */
 export function routeNameOf(method: string | undefined, resourceOrPath: string | undefined): string {
   if (!method || !resourceOrPath) return 'unknown';
+  const known = nameOfTemplate.get(`${method.toUpperCase()} ${resourceOrPath}`);
+  if (known !== undefined) return known;
   const match = matchRoute(method, resourceOrPath);
   return match.kind === 'found' ? match.route.name : 'unknown';
 }

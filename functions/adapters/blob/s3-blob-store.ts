@@ -1,41 +1,72 @@
 // BlobStore on S3 (AWS runtime): objects in one bucket, downloads as presigned GET redirects.
-import {
-  GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client,
-} from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+// The SDK is loaded on first use, not at import: most functions never touch a blob.
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat as statFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { pipeline } from 'node:stream/promises';
 import type { BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
 import { assertValidBlobKey, attachmentDisposition } from './blob-key.js';
 
 export interface S3BlobStoreOptions {
-  client: S3Client;
+  /** A ready client (tests, custom credentials); else one is made from `clientConfig` on first use. */
+  client?: S3Client;
+  clientConfig?: S3ClientConfig;
   bucket: string;
   /** Lifetime of presigned download URLs, in seconds. */
   presignTtlS: number;
+}
+
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+type Presigner = typeof import('@aws-sdk/s3-request-presigner');
+
+// The SDK packages are CommonJS. Required, they load in about a third of the CPU that import() takes
+// (no ESM wrapping of each of their modules), which is what a cold start feels. Required here, not
+// at the top, so only a function that touches a blob loads them.
+const requireCommonJs = createRequire(import.meta.url);
+let loadedSdk: S3Sdk | undefined;
+let loadedPresigner: Presigner | undefined;
+
+function s3Sdk(): S3Sdk {
+  loadedSdk ??= requireCommonJs('@aws-sdk/client-s3') as S3Sdk;
+  return loadedSdk;
+}
+
+function s3Presigner(): Presigner {
+  loadedPresigner ??= requireCommonJs('@aws-sdk/s3-request-presigner') as Presigner;
+  return loadedPresigner;
 }
 
 // User metadata (x-amz-meta-sha256), hex: what HeadObject hands back to stat().
 const SHA256_METADATA = 'sha256';
 
 export class S3BlobStore implements BlobStore {
-  private readonly client: S3Client;
   private readonly bucket: string;
   private readonly presignTtlS: number;
+  private readonly options: S3BlobStoreOptions;
+  private client: S3Client | undefined;
 
   constructor(options: S3BlobStoreOptions) {
+    this.options = options;
     this.client = options.client;
     this.bucket = options.bucket;
     this.presignTtlS = options.presignTtlS;
+  }
+
+  /** The SDK and this store's client, made on first use. */
+  private s3(): { sdk: S3Sdk; client: S3Client } {
+    const sdk = s3Sdk();
+    this.client ??= new sdk.S3Client(this.options.clientConfig ?? {});
+    return { sdk, client: this.client };
   }
 
   async put(key: string, body: Buffer | Uint8Array | string, contentType: string): Promise<BlobInfo> {
     assertValidBlobKey(key);
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const digest = createHash('sha256').update(bytes).digest();
-    await this.client.send(new PutObjectCommand({
+    const { sdk, client } = this.s3();
+    await client.send(new sdk.PutObjectCommand({
       Bucket: this.bucket,
       Key: key,
       Body: bytes,
@@ -58,7 +89,8 @@ export class S3BlobStore implements BlobStore {
       for await (const chunk of source) hash.update(chunk);
     });
     const digest = hash.digest();
-    await this.client.send(new PutObjectCommand({
+    const { sdk, client } = this.s3();
+    await client.send(new sdk.PutObjectCommand({
       Bucket: this.bucket,
       Key: key,
       Body: createReadStream(path),
@@ -72,8 +104,9 @@ export class S3BlobStore implements BlobStore {
 
   async get(key: string): Promise<Buffer | null> {
     assertValidBlobKey(key);
+    const { sdk, client } = this.s3();
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }));
       if (!out.Body) return Buffer.alloc(0);
       return Buffer.from(await out.Body.transformToByteArray());
     } catch (err) {
@@ -84,8 +117,9 @@ export class S3BlobStore implements BlobStore {
 
   async stat(key: string): Promise<BlobInfo | null> {
     assertValidBlobKey(key);
+    const { sdk, client } = this.s3();
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const out = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       const sha256 = out.Metadata?.[SHA256_METADATA];
       return { size: out.ContentLength ?? 0, ...(sha256 ? { sha256 } : {}) };
     } catch (err) {
@@ -97,7 +131,8 @@ export class S3BlobStore implements BlobStore {
   async download(key: string, options: DownloadOptions): Promise<DownloadResponse | null> {
     // Checked first because a presigned URL to a missing object would only fail at the client.
     if (!(await this.stat(key))) return null;
-    const command = new GetObjectCommand({
+    const { sdk, client } = this.s3();
+    const command = new sdk.GetObjectCommand({
       Bucket: this.bucket,
       Key: key,
       ResponseContentType: options.contentType,
@@ -105,7 +140,7 @@ export class S3BlobStore implements BlobStore {
         ? { ResponseContentDisposition: attachmentDisposition(options.filename) }
         : {}),
     });
-    const location = await getSignedUrl(this.client, command, { expiresIn: this.presignTtlS });
+    const location = await s3Presigner().getSignedUrl(client, command, { expiresIn: this.presignTtlS });
     return { kind: 'redirect', status: options.redirectStatus, location };
   }
 }

@@ -1,5 +1,6 @@
 // SqlClient over node-postgres: a pool against a URL; a transaction holds one pooled connection.
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import type { QueryOptions, SqlClient, SqlParam, SqlRow } from './sql-client.js';
 import { StatementNames } from './statement-names.js';
 
@@ -29,9 +30,14 @@ function boundClient(
   };
 }
 
+// Loaded when a client is made, never at import: Lambda bundles leave pg out, and esbuild would hoist a static
+// import of it to the top of every bundle. pg is CommonJS, so require is also the cheaper load.
+const requireCommonJs = createRequire(import.meta.url);
+
 /** A pooled client for `url`; close() ends the pool. `maxPrepared` caps the texts sent as prepared statements. */
 export function createPgClient(url: string, options: { max?: number; maxPrepared?: number } = {}): SqlClient {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 });
+  const { Pool } = requireCommonJs('pg') as typeof pg;
+  const pool = new Pool({ connectionString: url, max: options.max ?? 10 });
   // An idle connection dropped by the server must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const names = new StatementNames(options.maxPrepared);

@@ -1,7 +1,6 @@
 // SqlClient over embedded PGlite (WASM Postgres) with pg_trgm; data in a directory, or in memory.
 import { mkdir } from 'node:fs/promises';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
-import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
+import type { Transaction } from '@electric-sql/pglite';
 import type { QueryOptions, SqlClient, SqlParam, SqlRow } from './sql-client.js';
 import { StatementNames } from './statement-names.js';
 
@@ -71,6 +70,10 @@ function boundClient(
  */
 export async function createPgliteClient(dir?: string, options: { maxPrepared?: number } = {}): Promise<SqlClient> {
   if (dir !== undefined) await mkdir(dir, { recursive: true });
+  // Imported here, not at the top: Lambda bundles leave PGlite out, and esbuild would hoist a static import.
+  const [{ PGlite }, { pg_trgm }] = await Promise.all([
+    import('@electric-sql/pglite'), import('@electric-sql/pglite/contrib/pg_trgm'),
+  ]);
   const db = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), extensions: { pg_trgm } });
   const quoting = await db.query<{ on: string }>(`SELECT current_setting('standard_conforming_strings') AS on`);
   const statements = new PreparedStatements(quoting.rows[0]?.on === 'on', options.maxPrepared);
