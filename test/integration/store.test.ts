@@ -758,7 +758,8 @@ function shownBuildContract(open: OpenHarness, concurrent: boolean): void {
       expect(await staleVersions(store.client)).toBe(0);
     });
 
-    it.runIf(concurrent)('ends on the better build when two builds of a version finish at once', async () => {
+    // Not defined at all for PGlite, which runs one transaction at a time: there is no race to test.
+    if (concurrent) it('ends on the better build when two builds of a version finish at once', async () => {
       const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
       for (const firstFinishesOlder of [true, false]) {
         const version = await freshVersion('concurrent');
