@@ -7,13 +7,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
-import { openPgliteStore, openPgStore } from '#adapters/postgres/open-store.js';
 import { BUILD_STATUSES, type Build, type BuildStatus } from '#core/model.js';
 import type { Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import type { Deps } from '#functions/wiring.js';
-import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
+import { openTestStore } from '#support/databases.js';
 import { failingStore } from '#support/failing-store.js';
 
 const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -23,7 +22,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const SEEDED: Record<BuildStatus, number> = { queued: 2, starting: 1, running: 3, succeeded: 4, failed: 5 };
 
 let dataDir: string;
-let testDb: TestDatabase | undefined;
+let closeStore: (() => Promise<void>) | undefined;
 let store: Store;
 let blobs: FsBlobStore;
 let deps: Deps;
@@ -58,12 +57,7 @@ async function seed(): Promise<void> {
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'enot-ops-'));
-  if (TEST_DATABASE_URL) {
-    testDb = await createTestDatabase();
-    store = await openPgStore(testDb.url);
-  } else {
-    store = await openPgliteStore();
-  }
+  ({ store, close: closeStore } = await openTestStore());
   blobs = new FsBlobStore(join(dataDir, 'blobs'));
   const config = loadConfig({ ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent', PORT: '0' });
   deps = { config, store, blobs, metrics: new InMemoryMetrics() };
@@ -73,8 +67,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  await store?.close();
-  await testDb?.drop();
+  await closeStore?.();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 

@@ -7,13 +7,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
-import { openPgliteStore, openPgStore } from '#adapters/postgres/open-store.js';
 import type { Build } from '#core/model.js';
 import type { Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import type { Deps } from '#functions/wiring.js';
-import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
+import { openTestStore } from '#support/databases.js';
 import { failingStore } from '#support/failing-store.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -21,7 +20,7 @@ const TEXT_TYPE = 'text/plain; charset=utf-8';
 const MAX_BODY = 16 * 1024;
 
 let dataDir: string;
-let testDb: TestDatabase | undefined;
+let closeStore: (() => Promise<void>) | undefined;
 let store: Store;
 let blobs: FsBlobStore;
 let deps: Deps;
@@ -29,12 +28,7 @@ let server: LocalServer;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'enot-read-api-'));
-  if (TEST_DATABASE_URL) {
-    testDb = await createTestDatabase();
-    store = await openPgStore(testDb.url);
-  } else {
-    store = await openPgliteStore();
-  }
+  ({ store, close: closeStore } = await openTestStore());
   blobs = new FsBlobStore(join(dataDir, 'blobs'));
   const config = loadConfig({
     ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent', ENOT_MAX_BODY_BYTES: String(MAX_BODY), PORT: '0',
@@ -45,8 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  await store?.close();
-  await testDb?.drop();
+  await closeStore?.();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 

@@ -12,8 +12,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '#adapters/postgres/migrations.js';
 import { migrate, SCHEMA_RESOURCE_ID } from '#functions/workers/migrate.js';
-import { startDataApiServer, type DataApiServer } from '#support/data-api-server.js';
-import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
+import { startDataApiServer } from '#support/data-api-server.js';
+import { createTestDatabase, TEST_DATABASE_URL } from '#support/databases.js';
 import { defineApp, STATEFUL_STACK_NAME } from '../../infra/define-app.js';
 import { PROJECT_ROOT } from '../../infra/paths.js';
 

@@ -4,7 +4,7 @@ import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import type { Build, BuildStatus, BuildView, Repository, Version } from '#core/model.js';
 import type { Store } from '#core/ports.js';
 import {
-  loadMigrations, openDataApiStore, openPgliteStore, openPgStore, runMigrations, SqlStore,
+  loadMigrations, runMigrations, SqlStore,
 } from '#adapters/postgres/open-store.js';
 import { createDataApiClient } from '#adapters/postgres/data-api-client.js';
 import { createPgClient } from '#adapters/postgres/pg-client.js';
@@ -28,48 +28,6 @@ interface BareHarness {
 }
 
 type OpenBare = () => Promise<BareHarness>;
-
-const openPglite: OpenHarness = async () => {
-  const store = await openPgliteStore();
-  return { store, close: () => store.close() };
-};
-
-const openPg: OpenHarness = async () => {
-  const db = await createTestDatabase();
-  const store = await openPgStore(db.url);
-  return {
-    store,
-    async close() {
-      await store.close();
-      await db.drop();
-    },
-  };
-};
-
-const openDataApi: OpenHarness = async () => {
-  const db = await createTestDatabase();
-  const server = await startDataApiServer(db.url);
-  const rds = new RDSDataClient({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-  const store = await openDataApiStore({
-    resourceArn: 'arn:aws:rds:us-east-1:123456789012:cluster:enot',
-    secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:enot-db',
-    database: 'enot',
-    client: rds,
-  });
-  return {
-    store,
-    async close() {
-      await store.close();
-      rds.destroy();
-      await server.close();
-      await db.drop();
-    },
-  };
-};
 
 const openPgliteBare: OpenBare = async () => {
   const client = await createPgliteClient();
@@ -112,6 +70,21 @@ const openDataApiBare: OpenBare = async () => {
     },
   };
 };
+
+/** A driver's bare harness, migrated, under the Store: what the open*Store factories do. */
+const migrated = (openBare: OpenBare): OpenHarness => async () => {
+  const bare = await openBare();
+  try {
+    await runMigrations(bare.client);
+  } catch (e) {
+    await bare.close();
+    throw e;
+  }
+  return { store: new SqlStore(bare.client), close: bare.close };
+};
+const openPglite = migrated(openPgliteBare);
+const openPg = migrated(openPgBare);
+const openDataApi = migrated(openDataApiBare);
 
 /** `concurrent`: two transactions can run at once (PGlite runs one at a time). */
 const drivers: { driver: string; available: boolean; open: OpenHarness; openBare: OpenBare; concurrent: boolean }[] = [

@@ -1,5 +1,7 @@
 // Throwaway Postgres databases for tests, so suites running in parallel never share tables.
 import pg from 'pg';
+import type { Store } from '#core/ports.js';
+import { openPgliteStore, openPgStore } from '#adapters/postgres/open-store.js';
 import { randomBytes } from 'node:crypto';
 
 /** The server CI and developers point tests at; unset means "PGlite only". */
@@ -33,6 +35,26 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       } finally {
         await c.end();
       }
+    },
+  };
+}
+
+/**
+ * The store an end-to-end suite runs on: a migrated throwaway database on the Postgres server when
+ * DATABASE_URL is set (CI), else in-memory PGlite. `close()` closes it and drops the database.
+ */
+export async function openTestStore(): Promise<{ store: Store; close(): Promise<void> }> {
+  if (!TEST_DATABASE_URL) {
+    const store = await openPgliteStore();
+    return { store, close: () => store.close() };
+  }
+  const db = await createTestDatabase();
+  const store = await openPgStore(db.url);
+  return {
+    store,
+    async close() {
+      await store.close();
+      await db.drop();
     },
   };
 }
