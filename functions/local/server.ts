@@ -148,17 +148,12 @@ function toEvent(
       query[k] = v;
     }
   }
-  let hasParameters = false;
-  for (const _ in pathParameters) {
-    hasParameters = true;
-    break;
-  }
   const method = req.method ?? 'GET';
   return {
     httpMethod: method,
     path: target.pathname,
     resource: route.path,
-    pathParameters: hasParameters ? pathParameters : null,
+    pathParameters: Object.keys(pathParameters).length > 0 ? pathParameters : null,
     queryStringParameters: query,
     multiValueQueryStringParameters: multiQuery,
     headers: maps.headers,

@@ -86,6 +86,8 @@ export function methodNotAllowed(path: string, methods: readonly string[]): apig
 /** The JSON access-log line: enough to find a request (id, caller, route, status, time) without the body. */
 export const ACCESS_LOG_FORMAT = JSON.stringify({
   requestId: '$context.requestId',
+  // The Lambda request id: what X-Request-Id, the 500 message and the function's log lines carry.
+  lambdaRequestId: '$context.integration.requestId',
   ip: '$context.identity.sourceIp',
   method: '$context.httpMethod',
   path: '$context.path',
