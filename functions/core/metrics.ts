@@ -12,6 +12,7 @@ export const COUNTER_NAMES = [
   'Downloads',
   'ErtsDownloads',
   'WebhookDeliveries',
+  'StuckBuilds',
 ] as const;
 
 /** Things that take time, in milliseconds. */
@@ -31,6 +32,7 @@ export const METRIC_HELP: Record<MetricName, string> = {
   Downloads: 'Packages served by /download and /get (a stream or a presigned redirect)',
   ErtsDownloads: 'ERTS tarballs served by /download_erts',
   WebhookDeliveries: 'GitHub webhook deliveries accepted by /callback',
+  StuckBuilds: 'Builds the reaper found in flight past the build timeout (and failed)',
   BuildDuration: 'Time from a build starting to its end, in milliseconds',
 };
 

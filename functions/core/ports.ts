@@ -43,8 +43,10 @@ export interface Store {
   upsertRepository(input: { namespace: string; name: string; cloneUrl: string }): Promise<Repository>;
   /** Inserts or returns the version (repository, ref, erlVersion). */
   upsertVersion(input: { repositoryId: number; ref: string; erlVersion: string }): Promise<Version>;
-  /** Inserts a `queued` build of a version. */
-  createBuild(input: { versionId: number; id?: string; createdAt?: Date }): Promise<Build>;
+  /** Inserts a `queued` build of a version; `notify` (default false) asks for a result email, to `notifyEmail` or else the commit's author. */
+  createBuild(input: {
+    versionId: number; id?: string; createdAt?: Date; notify?: boolean; notifyEmail?: string | null;
+  }): Promise<Build>;
   /**
    * Moves a build to `to` only if its status is one of `from` (conditional, so a duplicate
    * delivery or a late worker does nothing). Returns the updated build, or null when it did not apply.
@@ -52,9 +54,37 @@ export interface Store {
   transitionBuild(id: string, from: BuildStatus[], to: BuildStatus, update?: BuildUpdate): Promise<Build | null>;
   /** Registers (or replaces) the ERTS tarball of an OTP release. */
   putErts(erts: Omit<Erts, 'createdAt'>): Promise<Erts>;
+  /**
+   * Records a GitHub delivery id; false when it was recorded before (a redelivery: queue nothing).
+   * Called inside the transaction that queues the delivery's builds, so a failed request records nothing.
+   */
+  recordWebhookDelivery(input: { deliveryId: string; event: string }): Promise<boolean>;
+  /** Stores the builds a recorded delivery queued. */
+  setWebhookDeliveryBuilds(deliveryId: string, buildIds: readonly string[]): Promise<void>;
+
+  // --- the build queue (the Store is the local queue; the reaper uses it on AWS too) ---
+  /**
+   * Claims up to `limit` queued builds, oldest first, moving them to `starting` (UPDATE ... FOR UPDATE
+   * SKIP LOCKED: concurrent workers never claim the same build). Returns their ids.
+   */
+  claimQueuedBuilds(limit: number): Promise<string[]>;
+  /** Moves every `starting`/`running` build back to `queued` (a local worker restarting: their processes are gone). */
+  requeueInFlightBuilds(message: string): Promise<string[]>;
+  /** Builds in `statuses` whose start (for in-flight) or creation (for queued) is older than `before`, oldest first. */
+  listBuildsOlderThan(statuses: BuildStatus[], before: Date, limit: number): Promise<Build[]>;
 
   // --- reads ---
   getBuild(id: string): Promise<BuildView | null>;
+  /** The build with what the pipeline needs to run it and report on it. */
+  getBuildJob(id: string): Promise<BuildJobView | null>;
+  /**
+   * The build that makes a new one unnecessary ("build once"): the version's newest succeeded build,
+   * else its newest queued/starting/running one; null when there is neither. With `inFlightOnly`
+   * (a rebuild), successes do not count: only the newest queued/starting/running build.
+   */
+  findReusableBuild(versionId: number, options?: { inFlightOnly?: boolean }): Promise<Build | null>;
+  /** The repository `namespace/name`, or null. */
+  getRepository(pkg: PackageName): Promise<Repository | null>;
   /** POST /get: the newest succeeded build of the package matching the filter. */
   findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<BuildView | null>;
   /** POST /builds: succeeded builds of the package, newest first; `filters` empty = all versions, else any filter matches. */
@@ -107,4 +137,60 @@ export interface BlobStore {
   stat(key: string): Promise<BlobInfo | null>;
   /** A response that delivers the object to an HTTP client, or null when absent. */
   download(key: string, options: DownloadOptions): Promise<DownloadResponse | null>;
+}
+
+// --- the build pipeline ---
+
+/** Everything a builder needs to build one build; becomes the build's environment (see build-contract.ts). */
+export interface BuildJob {
+  buildId: string;
+  namespace: string;
+  name: string;
+  cloneUrl: string;
+  ref: string;
+  erlVersion: string;
+  /** The build's time limit; the builder kills it (and everything it started) after this. */
+  timeoutS: number;
+}
+
+/** A build as the pipeline sees it: the build, its package and version, where to clone from, whom to tell. */
+export interface BuildJobView extends BuildView {
+  cloneUrl: string;
+  /** Send a result email when the build ends. */
+  notify: boolean;
+  /** The address to send it to; null means the tagged commit's author (recorded by the build). */
+  notifyEmail: string | null;
+}
+
+/** Delivers build ids to the dispatcher, at least once (SQS on AWS; locally the Store is the queue). */
+export interface BuildQueue {
+  enqueue(buildIds: readonly string[]): Promise<void>;
+}
+
+/** Thrown by a Builder when it cannot start a build now but may later (throttled): the build is retried. */
+export class BuilderBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BuilderBusyError';
+  }
+}
+
+/**
+ * Starts builds (CodeBuild on AWS, a sandboxed subprocess locally). The end of a build is reported
+ * separately: an EventBridge event on AWS, the local builder's callback locally; both reach completeBuild.
+ */
+export interface Builder {
+  /** Starts the build; returns the builder's own id for it. Throws BuilderBusyError to be retried later. */
+  start(job: BuildJob): Promise<{ builderId: string }>;
+}
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+}
+
+/** Sends build-result email (SES on AWS, .eml files in the data dir locally). */
+export interface Mailer {
+  send(mail: Mail): Promise<void>;
 }

@@ -13,6 +13,7 @@ import { openPgliteStore } from '#adapters/postgres/open-store.js';
 import type { BlobStore, DownloadOptions, Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 // Counting descriptors needs /proc (Linux, as in CI); elsewhere these tests have nothing to count with.
 const canCountFds = existsSync('/proc/self/fd');
@@ -110,6 +111,7 @@ beforeAll(async () => {
       config: loadConfig({ ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent', PORT: '0' }),
       store: heldStore,
       blobs: heldBlobs,
+      ...idlePipeline(),
       metrics: new InMemoryMetrics(),
     },
     port: 0,

@@ -11,6 +11,7 @@ import { openPgliteStore } from '#adapters/postgres/open-store.js';
 import type { Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 let dataDir: string;
 let store: Store;
@@ -30,6 +31,7 @@ beforeAll(async () => {
       config: loadConfig({ ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'info', PORT: '0' }),
       store,
       blobs: new FsBlobStore(join(dataDir, 'blobs')),
+      ...idlePipeline(),
       metrics: new InMemoryMetrics(),
     },
     port: 0,

@@ -9,6 +9,7 @@ import { openPgliteStore } from '#adapters/postgres/open-store.js';
 import type { Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { startLocalServer } from '#functions/local/server.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 describe('local server shutdown', () => {
   let dataDir: string;
@@ -38,7 +39,7 @@ describe('local server shutdown', () => {
       },
     }) as Store;
     const server = await startLocalServer({
-      deps: { config: loadConfig({ ENOT_LOG_LEVEL: 'silent', ENOT_DATA_DIR: dataDir }), store: slow, blobs: new FsBlobStore(dataDir), metrics: new InMemoryMetrics() },
+      deps: { config: loadConfig({ ENOT_LOG_LEVEL: 'silent', ENOT_DATA_DIR: dataDir }), store: slow, blobs: new FsBlobStore(dataDir), metrics: new InMemoryMetrics(), ...idlePipeline() },
       port: 0,
     });
 

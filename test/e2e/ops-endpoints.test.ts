@@ -14,6 +14,7 @@ import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import type { Deps } from '#functions/wiring.js';
 import { openTestStore } from '#support/databases.js';
 import { failingStore } from '#support/failing-store.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -60,7 +61,7 @@ beforeAll(async () => {
   ({ store, close: closeStore } = await openTestStore());
   blobs = new FsBlobStore(join(dataDir, 'blobs'));
   const config = loadConfig({ ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent', PORT: '0' });
-  deps = { config, store, blobs, metrics: new InMemoryMetrics() };
+  deps = { config, store, blobs, metrics: new InMemoryMetrics(), ...idlePipeline() };
   server = await startLocalServer({ deps, port: 0 });
   await seed();
 });

@@ -23,6 +23,7 @@ import {
 import { startDataApiServer, type DataApiServer } from '#support/data-api-server.js';
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
 import { startS3rver, type TestS3 } from '#support/s3rver.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
@@ -194,11 +195,12 @@ describe.skipIf(!TEST_DATABASE_URL)('API handlers on Lambda and on the local ser
       config: awsConfig,
       store,
       blobs: new S3BlobStore({ client: s3.client, bucket: awsConfig.aws.bucket!, presignTtlS: awsConfig.presignTtlS }),
+      ...idlePipeline(),
       metrics: openMetrics(awsConfig),
     };
     const localConfig = loadConfig({ ENOT_RUNTIME: 'local', ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent', PORT: '0' });
     localDeps = {
-      config: localConfig, store, blobs: new FsBlobStore(join(dataDir, 'blobs')), metrics: openMetrics(localConfig),
+      config: localConfig, store, blobs: new FsBlobStore(join(dataDir, 'blobs')), metrics: openMetrics(localConfig), ...idlePipeline(),
     };
 
     // alice/cowboy_utils: 1.0.0@25 built twice (the rebuild is newer), 1.0.0@26, 1.1.0@25, 2.0.0@25 failed;

@@ -7,6 +7,7 @@ import type { BlobStore, Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { useDeps } from '#functions/wiring.js';
 import { endpoint } from '#http/endpoint.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -15,6 +16,7 @@ function install(runtime: 'local' | 'aws') {
     config: loadConfig({ ENOT_RUNTIME: runtime, ENOT_LOG_LEVEL: 'silent' }),
     store: {} as Store,
     blobs: {} as BlobStore,
+    ...idlePipeline(),
     metrics: new InMemoryMetrics(),
   });
 }

@@ -11,6 +11,7 @@ import { useDeps } from '#functions/wiring.js';
 import { endpoint } from '#http/endpoint.js';
 import { JSON_CONTENT_TYPE, ok } from '#http/envelope.js';
 import { packageRequest } from '#http/schemas.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 function event(over: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
   return {
@@ -37,6 +38,7 @@ function install(runtime: 'local' | 'aws' = 'local') {
     config: loadConfig({ ENOT_RUNTIME: runtime, ENOT_MAX_BODY_BYTES: '64', ENOT_LOG_LEVEL: 'silent' }),
     store: {} as Store,
     blobs: {} as BlobStore,
+    ...idlePipeline(),
     metrics: new InMemoryMetrics(),
   });
 }

@@ -8,6 +8,7 @@ import { useDeps } from '#functions/wiring.js';
 import { endpoint } from '#http/endpoint.js';
 import { ok } from '#http/envelope.js';
 import { correlationIdOf, headerValue, isSaneCorrelationId, routeNameOf } from '#http/observability.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -61,6 +62,7 @@ describe('the endpoint stack', () => {
       config: loadConfig({ ENOT_LOG_LEVEL: level, ENOT_RUNTIME: runtime }),
       store: {} as Store,
       blobs: {} as BlobStore,
+      ...idlePipeline(),
       metrics: new InMemoryMetrics(),
     });
   }

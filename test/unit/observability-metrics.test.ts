@@ -14,6 +14,7 @@ import { loadConfig } from '#functions/config.js';
 import { openMetrics, useDeps } from '#functions/wiring.js';
 import { endpoint } from '#http/endpoint.js';
 import { ok } from '#http/envelope.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -127,6 +128,7 @@ describe('the endpoint stack', () => {
       config: loadConfig({ ENOT_LOG_LEVEL: 'silent' }),
       store: {} as Store,
       blobs: {} as BlobStore,
+      ...idlePipeline(),
       metrics,
     });
   }

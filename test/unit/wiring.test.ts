@@ -7,6 +7,7 @@ import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import type { BlobStore, Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { deps, openBlobStore, readyDeps, useDeps, type Deps } from '#functions/wiring.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 
 const saved = { ...process.env };
 afterEach(() => {
@@ -33,6 +34,7 @@ describe('deps', () => {
       config: loadConfig({ ENOT_LOG_LEVEL: 'silent' }),
       store: {} as Store,
       blobs: {} as BlobStore,
+      ...idlePipeline(),
       metrics: new InMemoryMetrics(),
     };
     useDeps(installed);

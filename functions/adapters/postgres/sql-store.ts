@@ -4,9 +4,9 @@ import {
   BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type PackageName, type Repository,
   type Version, type VersionFilter,
 } from '#core/model.js';
-import type { BuildUpdate, SearchQuery, Store, VersionWithSuccess } from '#core/ports.js';
+import type { BuildJobView, BuildUpdate, SearchQuery, Store, VersionWithSuccess } from '#core/ports.js';
 import type { SqlClient, SqlParam } from './sql-client.js';
-import { toBuild, toBuildView, toErts, toNumber, toRepository, toVersion } from './rows.js';
+import { toBuild, toBuildView, toDate, toErts, toNumber, toRepository, toStringOrNull, toVersion } from './rows.js';
 
 /** The columns of builds the Store reads, named rather than `*` so a prepared statement survives new columns. */
 const BUILD_COLUMNS = `id, version_id, status, created_at, started_at, finished_at, message,
@@ -92,12 +92,14 @@ export class SqlStore implements Store {
     return toVersion(rows[0]);
   }
 
-  async createBuild(input: { versionId: number; id?: string; createdAt?: Date }): Promise<Build> {
+  async createBuild(input: {
+    versionId: number; id?: string; createdAt?: Date; notify?: boolean; notifyEmail?: string | null;
+  }): Promise<Build> {
     const rows = await this.client.query(
-      `INSERT INTO builds (id, version_id, status, created_at)
-       VALUES ($1::uuid, $2::bigint, 'queued', coalesce($3::timestamptz, now()))
+      `INSERT INTO builds (id, version_id, status, created_at, notify, notify_email)
+       VALUES ($1::uuid, $2::bigint, 'queued', coalesce($3::timestamptz, now()), $4::boolean, $5::text)
        RETURNING ${BUILD_COLUMNS}`,
-      [input.id ?? randomUUID(), input.versionId, iso(input.createdAt)],
+      [input.id ?? randomUUID(), input.versionId, iso(input.createdAt), input.notify ?? false, input.notifyEmail ?? null],
     );
     return toBuild(rows[0]);
   }
@@ -184,7 +186,126 @@ export class SqlStore implements Store {
     return toErts(rows[0]);
   }
 
+  async recordWebhookDelivery(input: { deliveryId: string; event: string }): Promise<boolean> {
+    // A concurrent duplicate waits on the key until the first transaction ends, then finds the row.
+    const rows = await this.client.query(
+      `INSERT INTO webhook_deliveries (delivery_id, event) VALUES ($1::text, $2::text)
+       ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id`,
+      [input.deliveryId, input.event],
+    );
+    return rows.length > 0;
+  }
+
+  async setWebhookDeliveryBuilds(deliveryId: string, buildIds: readonly string[]): Promise<void> {
+    await this.client.query(
+      `UPDATE webhook_deliveries SET build_ids = string_to_array($2::text, ',') WHERE delivery_id = $1::text`,
+      [deliveryId, buildIds.join(',')],
+    );
+  }
+
+  // --- the build queue ---
+
+  async claimQueuedBuilds(limit: number): Promise<string[]> {
+    const n = Math.max(0, Math.floor(limit));
+    if (n === 0) return [];
+    // The pick is MATERIALIZED: as a plain `id IN (subquery)` the planner may run the subquery again for
+    // each row it updates, and every run skips the rows this statement already locked and takes the next
+    // ones, so one call could claim far more than `limit` builds.
+    const rows = await this.client.query(
+      `WITH picked AS MATERIALIZED (
+         SELECT id FROM builds WHERE status = 'queued'
+         ORDER BY created_at, id
+         LIMIT $1::bigint
+         FOR UPDATE SKIP LOCKED
+       )
+       UPDATE builds b SET status = 'starting', started_at = now()
+       FROM picked
+       WHERE b.id = picked.id AND b.status = 'queued'
+       RETURNING b.id, b.created_at`,
+      [n],
+    );
+    return rows
+      .map((r) => ({ id: String(r.id), at: toDate(r.created_at).getTime() }))
+      .sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1))
+      .map((r) => r.id);
+  }
+
+  async requeueInFlightBuilds(message: string): Promise<string[]> {
+    const rows = await this.client.query(
+      `UPDATE builds SET status = 'queued', started_at = NULL, builder_id = NULL, message = $1::text
+       WHERE status IN ('starting', 'running')
+       RETURNING id`,
+      [message],
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  async listBuildsOlderThan(statuses: BuildStatus[], before: Date, limit: number): Promise<Build[]> {
+    const inFlight = statuses.filter((s) => s === 'starting' || s === 'running');
+    const queued = statuses.includes('queued');
+    const n = Math.max(0, Math.floor(limit));
+    const parts: string[] = [];
+    // Two fixed statements' worth of conditions, each matching one partial or status index.
+    if (inFlight.length > 0) {
+      parts.push(`(SELECT ${BUILD_COLUMNS}, started_at AS since FROM builds
+        WHERE status IN ('starting', 'running') AND status = ANY (string_to_array($3::text, ','))
+          AND started_at < $1::timestamptz
+        ORDER BY started_at LIMIT $2::bigint)`);
+    }
+    if (queued) {
+      parts.push(`(SELECT ${BUILD_COLUMNS}, created_at AS since FROM builds
+        WHERE status = 'queued' AND created_at < $1::timestamptz
+        ORDER BY created_at LIMIT $2::bigint)`);
+    }
+    if (parts.length === 0 || n === 0) return [];
+    const rows = await this.client.query(
+      `SELECT * FROM (${parts.join(' UNION ALL ')}) stuck ORDER BY since, id LIMIT $2::bigint`,
+      inFlight.length > 0 ? [before.toISOString(), n, inFlight.join(',')] : [before.toISOString(), n],
+    );
+    return rows.map(toBuild);
+  }
+
   // --- reads ---
+
+  async getBuildJob(id: string): Promise<BuildJobView | null> {
+    if (!UUID.test(id)) return null;
+    const rows = await this.client.query(
+      `SELECT ${BUILD_VIEW_COLUMNS}, r.clone_url, b.notify, b.notify_email
+       FROM builds b JOIN versions v ON v.id = b.version_id JOIN repositories r ON r.id = v.repository_id
+       WHERE b.id = $1::uuid`,
+      [id],
+    );
+    if (rows.length === 0) return null;
+    const row = rows[0];
+    return Object.assign(toBuildView(row), {
+      cloneUrl: String(row.clone_url),
+      notify: row.notify === true || row.notify === 't',
+      notifyEmail: toStringOrNull(row.notify_email),
+    });
+  }
+
+  async findReusableBuild(versionId: number, options: { inFlightOnly?: boolean } = {}): Promise<Build | null> {
+    // A success wins over an in-flight build; among either, the newest. Two fixed texts, so each stays prepared.
+    const statuses = options.inFlightOnly
+      ? `('queued', 'starting', 'running')`
+      : `('succeeded', 'queued', 'starting', 'running')`;
+    const rows = await this.client.query(
+      `SELECT ${BUILD_COLUMNS} FROM builds
+       WHERE version_id = $1::bigint AND status IN ${statuses}
+       ORDER BY status = 'succeeded' DESC, created_at DESC, id DESC
+       LIMIT 1`,
+      [versionId],
+    );
+    return rows.length > 0 ? toBuild(rows[0]) : null;
+  }
+
+  async getRepository(pkg: PackageName): Promise<Repository | null> {
+    const rows = await this.client.query(
+      `SELECT id, namespace, name, clone_url, created_at FROM repositories WHERE namespace = $1::text AND name = $2::text`,
+      [pkg.namespace, pkg.name],
+    );
+    return rows.length > 0 ? toRepository(rows[0]) : null;
+  }
 
   async getBuild(id: string): Promise<BuildView | null> {
     if (!UUID.test(id)) return null;
