@@ -1,14 +1,19 @@
 // Builds the adapters behind every port from the config (AWS or local). Handlers ask `deps()`;
 // the local server and tests install their own with `useDeps()`. Nothing here loads an AWS SDK client
-// at import: the S3 adapter loads its SDK on first use, so functions that never touch blobs never pay for it.
+// at import: each AWS adapter loads its SDK on first use, so a function pays only for the services it calls.
 import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
-import type { BlobStore, Store } from './core/ports.js';
+import type { BlobStore, Builder, BuildQueue, Mailer, Store } from './core/ports.js';
 import type { MetricsRecorder } from './core/metrics.js';
 import { openStore } from './adapters/postgres/open-store.js';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.js';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.js';
 import { InMemoryMetrics } from './adapters/metrics/memory-metrics.js';
+import { LocalBuildQueue } from './adapters/queue/local-build-queue.js';
+import { EmlMailer } from './adapters/mail/eml-mailer.js';
+import { SqsBuildQueue } from './adapters/queue/sqs-build-queue.js';
+import { SesMailer } from './adapters/mail/ses-mailer.js';
+import { CodeBuildBuilder } from './adapters/builder/codebuild-builder.js';
 import { PowertoolsMetricsRecorder, sharedPowertoolsMetrics } from './adapters/metrics/powertools-metrics.js';
 import { processLogger } from './http/log.js';
 
@@ -17,6 +22,10 @@ export interface Deps {
   store: Store;
   blobs: BlobStore;
   metrics: MetricsRecorder;
+  queue: BuildQueue;
+  mailer: Mailer;
+  /** The builder that starts builds: CodeBuild on AWS (the dispatcher uses it). Locally the worker owns its own. */
+  builder?: Builder;
 }
 
 let current: Promise<Deps> | undefined;
@@ -56,7 +65,50 @@ export function useDeps(d: Deps): void {
 
 export async function buildDeps(config: Config): Promise<Deps> {
   const store = await openStore(config);
-  return { config, store, blobs: openBlobStore(config), metrics: openMetrics(config) };
+  const builder = openBuilder(config);
+  return {
+    config, store, blobs: openBlobStore(config), metrics: openMetrics(config),
+    queue: openBuildQueue(config), mailer: openMailer(config),
+    ...(builder ? { builder } : {}),
+  };
+}
+
+/**
+ * SQS on AWS. A function without the queue (no 'queue:send' grant, so no ENOT_QUEUE_URL) gets a queue that
+ * refuses when used, not at start: most functions never queue anything.
+ */
+export function openBuildQueue(config: Config): BuildQueue {
+  if (config.runtime === 'aws') {
+    const queueUrl = config.aws.queueUrl;
+    if (!queueUrl) return { enqueue: () => Promise.reject(new Error('ENOT_QUEUE_URL is not set: this function cannot queue builds')) };
+    return new SqsBuildQueue({ queueUrl, clientConfig: { region: config.aws.region } });
+  }
+  return new LocalBuildQueue();
+}
+
+/**
+ * SES on AWS. Without ENOT_MAIL_FROM (a deployment with no sender, or a function without 'mail:send') a
+ * result email is logged and dropped, never an error: a deployment may choose to send no mail.
+ */
+export function openMailer(config: Config): Mailer {
+  if (config.runtime === 'aws') {
+    const from = config.aws.mailFrom;
+    if (!from) {
+      return {
+        send: async (mail) => {
+          processLogger(config.logLevel).info('mail is off (no ENOT_MAIL_FROM); result email dropped', { subject: mail.subject });
+        },
+      };
+    }
+    return new SesMailer({ from, clientConfig: { region: config.aws.region } });
+  }
+  return new EmlMailer(join(config.dataDir, 'mail'));
+}
+
+/** CodeBuild on AWS when the function may start builds (ENOT_BUILD_PROJECT); locally the worker owns its builder. */
+export function openBuilder(config: Config): Builder | undefined {
+  if (config.runtime !== 'aws' || !config.aws.buildProject) return undefined;
+  return new CodeBuildBuilder({ projectName: config.aws.buildProject, clientConfig: { region: config.aws.region } });
 }
 
 /** CloudWatch EMF through Powertools in AWS; locally, totals in memory (shown by GET /metrics), nothing printed. */

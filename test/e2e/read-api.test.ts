@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
+import { idlePipeline } from '#support/pipeline-deps.js';
 import type { Build } from '#core/model.js';
 import type { Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
@@ -33,7 +34,7 @@ beforeAll(async () => {
   const config = loadConfig({
     ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'silent', ENOT_MAX_BODY_BYTES: String(MAX_BODY), PORT: '0',
   });
-  deps = { config, store, blobs, metrics: new InMemoryMetrics() };
+  deps = { config, store, blobs, metrics: new InMemoryMetrics(), ...idlePipeline() };
   server = await startLocalServer({ deps, port: 0 });
 });
 

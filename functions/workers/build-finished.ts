@@ -1,0 +1,19 @@
+// EventBridge (CodeBuild "Build State Change") -> completeBuild -> Store, BlobStore, Mailer. Events that are
+// not the end of one of our builds are logged and ignored; a failure is thrown, so EventBridge delivers again.
+import type { Context, EventBridgeEvent } from 'aws-lambda';
+import { parseBuildStateChange } from '#adapters/builder/codebuild-events.js';
+import { completeBuild } from '#core/complete-build.js';
+import { runWorker } from './invocation.js';
+
+export const handler = (event: EventBridgeEvent<string, unknown>, context?: Context): Promise<void> =>
+  runWorker('build-finished', context, async ({ deps, log }) => {
+    const change = parseBuildStateChange(event);
+    if (change.kind === 'ignored') {
+      log.info('event ignored', { eventId: event?.id, reason: change.reason, builderId: change.builderId });
+      return;
+    }
+    const { ended } = change;
+    const finished = await completeBuild({ ...deps, warn: (message, detail) => log.warn(message, detail) }, ended);
+    if (finished) log.info('build finished', { buildId: ended.buildId, state: ended.state, status: finished.status, message: finished.message });
+    else log.info('build was not in flight; nothing done', { buildId: ended.buildId, state: ended.state });
+  });
