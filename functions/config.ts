@@ -23,6 +23,14 @@ const schema = z.object({
   ENOT_DEFAULT_ERL_VERSION: optional,
   ENOT_BUILD_TIMEOUT_S: z.coerce.number().int().positive().default(900),
   ENOT_BUILD_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  /** A build log's cap; past it the log ends with a truncation note. */
+  ENOT_BUILD_LOG_MAX_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** `auto`: compile under bubblewrap without network when bwrap works here; `off`: never. */
+  ENOT_SANDBOX: z.enum(['auto', 'off']).default('auto'),
+  /** `prefix=replacement`: builds clone `prefix...` from `replacement...` (a mirror; tests map GitHub to local repos). */
+  ENOT_CLONE_REWRITE: optional,
+  /** The most versions one POST /buildAsync may ask for (each may become a build). */
+  ENOT_MAX_VERSIONS_PER_REQUEST: z.coerce.number().int().positive().default(20),
   GIT_SECRET: optional,
   ENOT_PUBLIC_URL: optional,
   /** Largest request body accepted, in bytes (413 above). */
@@ -58,6 +66,11 @@ export interface Config {
   defaultErlVersion?: string;
   buildTimeoutS: number;
   buildConcurrency: number;
+  buildLogMaxBytes: number;
+  sandbox: 'auto' | 'off';
+  cloneRewrite?: { prefix: string; replacement: string };
+  /** The most versions one POST /buildAsync may ask for. */
+  maxVersionsPerRequest: number;
   gitSecret?: string;
   publicUrl: string;
   maxBodyBytes: number;
@@ -96,6 +109,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultErlVersion: e.ENOT_DEFAULT_ERL_VERSION,
     buildTimeoutS: e.ENOT_BUILD_TIMEOUT_S,
     buildConcurrency: e.ENOT_BUILD_CONCURRENCY,
+    buildLogMaxBytes: e.ENOT_BUILD_LOG_MAX_BYTES,
+    sandbox: e.ENOT_SANDBOX,
+    cloneRewrite: parseRewrite(e.ENOT_CLONE_REWRITE),
+    maxVersionsPerRequest: e.ENOT_MAX_VERSIONS_PER_REQUEST,
     gitSecret: e.GIT_SECRET,
     publicUrl: (e.ENOT_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     maxBodyBytes: e.ENOT_MAX_BODY_BYTES,
@@ -115,4 +132,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       rdsDataEndpoint: e.ENOT_RDS_DATA_ENDPOINT,
     },
   };
+}
+
+function parseRewrite(value: string | undefined): { prefix: string; replacement: string } | undefined {
+  if (value === undefined) return undefined;
+  const at = value.indexOf('=');
+  if (at <= 0 || at === value.length - 1) throw new Error('Invalid configuration: ENOT_CLONE_REWRITE must be prefix=replacement');
+  return { prefix: value.slice(0, at), replacement: value.slice(at + 1) };
 }

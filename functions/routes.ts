@@ -7,7 +7,9 @@ export type Grant =
   | 'db:write'
   | 'blob:read' // GetObject (presigned downloads) on artifacts/, erts/, logs/
   | 'queue:send'
-  | 'secret:webhook';
+  | 'secret:webhook'
+  | 'build:start' // codebuild:StartBuild on the build project
+  | 'mail:send'; // ses:SendEmail from the sender identity
 
 export interface Route {
   /** Stable id: names the Lambda function and its log group. */
@@ -31,7 +33,29 @@ export const routes: Route[] = [
   { name: 'get', method: 'POST', path: '/get', entry: 'api/get.ts', kind: 'read', grants: ['db:read', 'blob:read'] },
   { name: 'download-erts', method: 'GET', path: '/download_erts/{version}', entry: 'api/download-erts.ts', kind: 'read', grants: ['db:read', 'blob:read'] },
   { name: 'build-log', method: 'GET', path: '/build_log', entry: 'api/build-log.ts', kind: 'read', grants: ['db:read', 'blob:read'] },
+  { name: 'build-async', method: 'POST', path: '/buildAsync', entry: 'api/build-async.ts', kind: 'build', grants: ['db:write', 'queue:send'] },
+  { name: 'rebuild', method: 'POST', path: '/rebuild', entry: 'api/rebuild.ts', kind: 'build', grants: ['db:write', 'queue:send'] },
+  { name: 'callback', method: 'POST', path: '/callback', entry: 'api/callback.ts', kind: 'build', grants: ['db:write', 'queue:send', 'secret:webhook'] },
   { name: 'metrics', method: 'GET', path: '/metrics', entry: 'api/metrics.ts', kind: 'ops', grants: ['db:read'] },
   // blob:read for the blob store check (a HeadObject); it needs s3:ListBucket too, or a missing key answers 403, not 404.
   { name: 'health', method: 'GET', path: '/health', entry: 'api/health.ts', kind: 'ops', grants: ['db:read', 'blob:read'] },
+];
+
+/** A function that is not behind the API: queue consumers, event handlers, schedules (functions/workers/). */
+export interface Worker {
+  name: string;
+  /** Module under functions/ exporting `handler`. */
+  entry: string;
+  /** What invokes it: the build queue (SQS), CodeBuild's "Build State Change" events, or a schedule. */
+  trigger: 'build-queue' | 'build-events' | 'schedule';
+  grants: Grant[];
+}
+
+export const workers: Worker[] = [
+  // Claims each queued build and starts it on CodeBuild.
+  { name: 'start-build', entry: 'workers/start-build.ts', trigger: 'build-queue', grants: ['db:write', 'build:start'] },
+  // Reads a finished build's result, marks it succeeded or failed, mails the result.
+  { name: 'build-finished', entry: 'workers/build-finished.ts', trigger: 'build-events', grants: ['db:write', 'blob:read', 'mail:send'] },
+  // Fails builds stuck in flight past the timeout; re-sends builds that sat queued too long.
+  { name: 'reap-builds', entry: 'workers/reap-builds.ts', trigger: 'schedule', grants: ['db:write', 'queue:send'] },
 ];

@@ -72,6 +72,62 @@ export const versions = z.preprocess(
 /** The body of POST /builds, /versions and /get. */
 export const packageRequest = z.object({ full_name: fullName, versions });
 
+// --- build requests (POST /buildAsync, /rebuild, /callback) ---
+
+/** One version to build: `ref` required, `erl_version` optional (the default release); null counts as absent. */
+export const buildVersion = z
+  .object({ ref, erl_version: erlVersion.nullish() })
+  .transform((v): { ref: string; erlVersion?: string } =>
+    v.erl_version == null ? { ref: v.ref } : { ref: v.ref, erlVersion: v.erl_version });
+
+/**
+ * `versions` of a build request: a list or a single object, never empty. The upper bound is the
+ * configured ENOT_MAX_VERSIONS_PER_REQUEST, checked by the use case; this one only bounds the parsing.
+ */
+export const buildVersions = z.preprocess(
+  (v) => (isPlainObject(v) ? [v] : v),
+  z.array(buildVersion)
+    .min(1, { message: 'must name at least one version' })
+    .max(1000, { message: 'must hold at most 1000 entries' }),
+);
+
+// Deliberately narrower than RFC 5322: the characters real addresses use, nothing a header or a shell could misread.
+const EMAIL = /^[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+/** An email address the service may send a result to: one plain `local@domain`, no display name. */
+export function isEmailAddress(s: string): boolean {
+  return s.length <= 254 && EMAIL.test(s);
+}
+
+/**
+ * `notify_email`: true (the default; mail the tagged commit's author), false (no mail), or an
+ * address to mail instead. Null counts as absent.
+ */
+export const notifyEmail = z
+  .unknown()
+  .optional()
+  .refine((v) => v == null || typeof v === 'boolean' || (typeof v === 'string' && isEmailAddress(v)), {
+    message: 'must be true, false or an email address',
+  })
+  .transform((v): boolean | string => (v == null ? true : (v as boolean | string)));
+
+/** The body of POST /buildAsync. The clone URL is checked by the use case (it depends on the configuration). */
+export const buildAsyncRequest = z.object({
+  full_name: fullName,
+  clone_url: z.string(),
+  versions: buildVersions,
+  notify_email: notifyEmail,
+});
+
+/** The body of POST /rebuild; any id that names no build, malformed or not, is "No such build!". */
+export const rebuildRequest = z.object({ build_id: z.string() });
+
+/** The fields of a GitHub `create` event for a tag that a build needs (others are ignored). */
+export const tagCreatedEvent = z.object({
+  ref,
+  repository: z.object({ full_name: fullName, clone_url: z.string() }),
+});
+
 /** An optional query parameter: an empty value counts as absent. */
 export function optionalQuery<T extends z.ZodType>(schema: T) {
   return z.preprocess((v) => (v === '' ? undefined : v), schema.optional());

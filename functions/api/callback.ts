@@ -1,0 +1,46 @@
+// POST /callback: the GitHub webhook. API Gateway -> authenticateWebhook -> requestTagBuild -> Store, BuildQueue.
+// The signature covers the exact bytes GitHub sent, so this endpoint reads the raw body itself, before any
+// parsing: event.body, base64-decoded when API Gateway marked it so (no jsonBody middleware here).
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { webhookSecretFor } from '#adapters/secrets/webhook-secret.js';
+import { ValidationError } from '#core/errors.js';
+import { acknowledgeWebhook, classifyWebhook, requestTagBuild } from '#core/request-builds.js';
+import { authenticateWebhook, headerValue } from '#core/webhook-signature.js';
+import { endpoint } from '#http/endpoint.js';
+import { ok } from '#http/envelope.js';
+import { parseWith, tagCreatedEvent } from '#http/schemas.js';
+
+function rawBody(event: APIGatewayProxyEvent): Buffer {
+  if (event.body == null) return Buffer.alloc(0);
+  return Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+}
+
+/** The payload: a JSON body, or GitHub's form encoding (`payload=<json>`) when the hook is set up that way. */
+function payloadOf(body: Buffer, contentType: string | undefined): unknown {
+  let text = body.toString('utf8');
+  if (contentType?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    text = new URLSearchParams(text).get('payload') ?? '';
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ValidationError(`Malformed JSON body: ${(e as Error).message}`);
+  }
+}
+
+export const handler = endpoint({}, async ({ event, deps, log }) => {
+  const body = rawBody(event);
+  await authenticateWebhook(webhookSecretFor(deps.config), body, event.headers);
+  const payload = payloadOf(body, headerValue(event.headers, 'Content-Type'));
+  const ports = { ...deps, settings: deps.config, log };
+  const action = classifyWebhook(headerValue(event.headers, 'X-GitHub-Event'), payload);
+  if (action.kind !== 'tag') return ok(acknowledgeWebhook(ports, action));
+  const tag = parseWith(tagCreatedEvent, 'body', payload);
+  if (!tag.ok) throw new ValidationError(tag.message);
+  return ok(await requestTagBuild(ports, {
+    deliveryId: headerValue(event.headers, 'X-GitHub-Delivery'),
+    pkg: tag.data.repository.full_name,
+    ref: tag.data.ref,
+    cloneUrl: tag.data.repository.clone_url,
+  }));
+});

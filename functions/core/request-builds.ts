@@ -1,0 +1,368 @@
+// Build request use cases behind POST /buildAsync, POST /rebuild and POST /callback: validate, then in one
+// transaction find or queue the builds, then hand the new ones to the build queue. Nothing here waits for a build.
+import { ConflictError, ValidationError } from './errors.js';
+import type { MetricsRecorder } from './metrics.js';
+import type { Build, BuildStatus, PackageName, Version } from './model.js';
+import { toBuildDTO, type BuildDTO } from './package-dto.js';
+import type { BuildQueue, Store } from './ports.js';
+
+/** The configuration the build requests obey (functions/config.ts provides it). */
+export interface BuildRequestSettings {
+  /** URL prefixes builds may clone from. */
+  allowedCloneUrls: readonly string[];
+  /** The OTP release of a version that names none; the runtime sets it at start. */
+  defaultErlVersion?: string;
+  /** The most versions one /buildAsync may name. */
+  maxVersionsPerRequest: number;
+}
+
+export interface BuildRequestPorts {
+  store: Store;
+  queue: BuildQueue;
+  metrics: MetricsRecorder;
+  settings: BuildRequestSettings;
+  /** Where a failed hand-over to the queue is reported. */
+  log: { error(message: string, error?: unknown, attributes?: Record<string, unknown>): void };
+}
+
+/** A build in a build request's answer: the BuildDTO of /builds plus where the build is. */
+export interface RequestedBuildDTO extends BuildDTO {
+  status: BuildStatus;
+}
+
+export interface RequestedVersionDTO {
+  ref: string;
+  erl_version: string;
+  version_id: number;
+  builds: RequestedBuildDTO[];
+}
+
+/** The answer of /buildAsync (and of /callback for a tag): the request echoed with its builds. */
+export interface BuildRequestAnswer {
+  full_name: string;
+  /** Without protocol and `.git`, as the original echoed it. */
+  clone_url: string;
+  versions: RequestedVersionDTO[];
+  notify_email: boolean | string;
+}
+
+export interface VersionRequest {
+  ref: string;
+  /** Absent: the default release. */
+  erlVersion?: string;
+}
+
+export interface BuildRequest {
+  pkg: PackageName;
+  cloneUrl: string;
+  /** Already checked one by one (ref and release patterns); duplicates are collapsed here. */
+  versions: VersionRequest[];
+  /** true: mail the tagged commit's author; false: no mail; a string: mail that address. Default true. */
+  notifyEmail?: boolean | string;
+}
+
+/** The answer to a rebuild of an unknown build, byte for byte as the original said it. */
+export const NO_SUCH_BUILD = 'Validation failed: No such build!';
+
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+const HTTP_SCHEME = /^https?:\/\//i;
+// Whitespace and control characters (C0, DEL, C1) and the Unicode spaces that look like nothing.
+const UNSAFE_CHARS = /[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]/u;
+const MAX_CLONE_URL = 1000;
+
+/**
+ * Why `url` may not be cloned, or undefined when it may. It must start with one of the allowed
+ * prefixes, at a path boundary when the prefix does not end with `/` (so `https://github.com` does
+ * not admit `https://github.com.evil.example/`), and name something after it. Refused anyway: spaces
+ * and control characters, a leading `-` (git would read an option), `..` path segments (also
+ * percent-encoded), and credentials (`user@`) in an http(s) URL.
+ */
+export function cloneUrlProblem(url: string, allowed: readonly string[]): string | undefined {
+  if (url.length === 0) return 'must not be empty';
+  if (url.length > MAX_CLONE_URL) return `must be at most ${MAX_CLONE_URL} characters`;
+  if (UNSAFE_CHARS.test(url)) return 'must not contain spaces or control characters';
+  if (url.startsWith('-')) return 'must not start with -';
+  const afterScheme = url.replace(SCHEME, '');
+  const slash = afterScheme.indexOf('/');
+  const authority = slash < 0 ? afterScheme : afterScheme.slice(0, slash);
+  if (HTTP_SCHEME.test(url) && authority.includes('@')) return 'must not carry credentials (user@host)';
+  const path = slash < 0 ? '' : afterScheme.slice(slash);
+  if (path.replace(/%2e/gi, '.').split(/[/\\]/).some((segment) => segment === '..')) {
+    return 'must not contain .. path segments';
+  }
+  const matches = (prefix: string) => url.startsWith(prefix) && (url.length === prefix.length
+    ? !prefix.endsWith('/')
+    : prefix.endsWith('/') || url[prefix.length] === '/');
+  if (!allowed.some((prefix) => prefix !== '' && matches(prefix))) {
+    return allowed.length === 0
+      ? 'is not allowed: no clone URL prefix is configured'
+      : `must start with one of: ${allowed.join(', ')}`;
+  }
+  return undefined;
+}
+
+/** The clone URL as the original echoed it: without protocol and `.git`. */
+export function displayCloneUrl(url: string): string {
+  return url.replace(SCHEME, '').replace(/\.git$/, '');
+}
+
+/**
+ * The form two clone URLs are compared in: no protocol, no trailing `.git` or `/`, the host in lower
+ * case (paths stay case-sensitive, as git servers may treat them).
+ */
+export function normalizeCloneUrl(url: string): string {
+  const bare = url.replace(SCHEME, '').replace(/\/+$/, '').replace(/\.git$/, '').replace(/\/+$/, '');
+  const slash = bare.indexOf('/');
+  return slash < 0 ? bare.toLowerCase() : bare.slice(0, slash).toLowerCase() + bare.slice(slash);
+}
+
+function fullNameOf(pkg: PackageName): string {
+  return `${pkg.namespace}/${pkg.name}`;
+}
+
+function assertCloneUrlAllowed(url: string, settings: BuildRequestSettings, field = 'clone_url'): void {
+  const problem = cloneUrlProblem(url, settings.allowedCloneUrls);
+  if (problem) throw new ValidationError(`Validation failed: ${field} ${problem}`);
+}
+
+/** The default release, or an internal error: the runtime must set one at start (a 500, not the caller's fault). */
+function defaultErlVersion(settings: BuildRequestSettings): string {
+  if (!settings.defaultErlVersion) throw new Error('no default OTP release configured');
+  return settings.defaultErlVersion;
+}
+
+/** Defaults filled in, duplicates collapsed, first occurrence first. */
+function resolveVersions(versions: readonly VersionRequest[], settings: BuildRequestSettings): Required<VersionRequest>[] {
+  const seen = new Set<string>();
+  const resolved: Required<VersionRequest>[] = [];
+  for (const v of versions) {
+    const erlVersion = v.erlVersion ?? defaultErlVersion(settings);
+    const key = `${v.ref}\u0000${erlVersion}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    resolved.push({ ref: v.ref, erlVersion });
+  }
+  return resolved;
+}
+
+interface QueuedVersion {
+  version: Version;
+  build: Build;
+  /** True when this request created the build (false: an existing success or in-flight build was reused). */
+  created: boolean;
+}
+
+interface Notify {
+  notify: boolean;
+  notifyEmail: string | null;
+}
+
+function notifyOf(notifyEmail: boolean | string): Notify {
+  if (typeof notifyEmail === 'string') return { notify: true, notifyEmail };
+  return { notify: notifyEmail, notifyEmail: null };
+}
+
+/**
+ * Inside a transaction: the repository, refused (409) when `namespace/name` is registered with another
+ * clone URL. Its upsert locks the repository row until the transaction ends, so concurrent requests for
+ * one package run one after another and the second sees the first one's builds.
+ */
+async function lockRepository(tx: Store, pkg: PackageName, cloneUrl: string) {
+  const repository = await tx.upsertRepository({ namespace: pkg.namespace, name: pkg.name, cloneUrl });
+  if (normalizeCloneUrl(repository.cloneUrl) !== normalizeCloneUrl(cloneUrl)) {
+    throw new ConflictError(
+      `Repository ${fullNameOf(pkg)} is registered with clone URL ${displayCloneUrl(repository.cloneUrl)}, `
+      + `not ${displayCloneUrl(cloneUrl)}; a package name cannot move to another repository`,
+    );
+  }
+  return repository;
+}
+
+/** Inside a transaction: per version, the build that makes a new one unnecessary, else a new queued one. */
+async function queueVersions(
+  tx: Store, repositoryId: number, versions: readonly Required<VersionRequest>[], notify: Notify,
+): Promise<QueuedVersion[]> {
+  const queued: QueuedVersion[] = [];
+  for (const v of versions) {
+    const version = await tx.upsertVersion({ repositoryId, ref: v.ref, erlVersion: v.erlVersion });
+    const existing = await tx.findReusableBuild(version.id);
+    if (existing) {
+      queued.push({ version, build: existing, created: false });
+    } else {
+      queued.push({ version, build: await tx.createBuild({ versionId: version.id, ...notify }), created: true });
+    }
+  }
+  return queued;
+}
+
+/**
+ * After the commit: count and enqueue the builds this request created. A failed enqueue is logged, not
+ * answered as a failure: the builds are stored as queued, and the reaper re-sends builds that stay
+ * queued too long, while a retried request would only find them (build once) and enqueue nothing.
+ */
+async function handOver(ports: BuildRequestPorts, buildIds: string[]): Promise<void> {
+  if (buildIds.length === 0) return;
+  ports.metrics.count('BuildsQueued', buildIds.length);
+  try {
+    await ports.queue.enqueue(buildIds);
+  } catch (error) {
+    ports.log.error('enqueueing new builds failed; they stay queued until the reaper re-sends them', error, {
+      build_ids: buildIds,
+    });
+  }
+}
+
+function createdIds(queued: readonly QueuedVersion[]): string[] {
+  return queued.filter((q) => q.created).map((q) => q.build.id);
+}
+
+function toRequestedBuildDTO(build: Build, pkg: PackageName, version: { ref: string; erlVersion: string }): RequestedBuildDTO {
+  const view = { ...build, namespace: pkg.namespace, name: pkg.name, ref: version.ref, erlVersion: version.erlVersion };
+  return { ...toBuildDTO(view), status: build.status };
+}
+
+function answerOf(pkg: PackageName, cloneUrl: string, queued: readonly QueuedVersion[], notifyEmail: boolean | string): BuildRequestAnswer {
+  return {
+    full_name: fullNameOf(pkg),
+    clone_url: displayCloneUrl(cloneUrl),
+    versions: queued.map(({ version, build }) => ({
+      ref: version.ref,
+      erl_version: version.erlVersion,
+      version_id: version.id,
+      builds: [toRequestedBuildDTO(build, pkg, version)],
+    })),
+    notify_email: notifyEmail,
+  };
+}
+
+/**
+ * Queues builds of a package (POST /buildAsync).
+ * Input: the package, its clone URL, the versions (ref, optional release) and whom to mail.
+ * Output: the request echoed with each version's id and its build (new, or the one reused).
+ * Primary course: the clone URL and the number of versions are checked before anything is written; then
+ * in one transaction the repository (409 if registered with another URL), each version, and per version
+ * either its existing success or in-flight build (build once) or a new queued build; after the commit
+ * the new builds are enqueued and counted as BuildsQueued.
+ */
+export async function requestBuilds(ports: BuildRequestPorts, request: BuildRequest): Promise<BuildRequestAnswer> {
+  const { settings } = ports;
+  assertCloneUrlAllowed(request.cloneUrl, settings);
+  if (request.versions.length === 0) throw new ValidationError('Validation failed: versions must name at least one version');
+  if (request.versions.length > settings.maxVersionsPerRequest) {
+    throw new ValidationError(`Validation failed: versions must hold at most ${settings.maxVersionsPerRequest} entries`);
+  }
+  const versions = resolveVersions(request.versions, settings);
+  const notifyEmail = request.notifyEmail ?? true;
+  const queued = await ports.store.transaction(async (tx) => {
+    const repository = await lockRepository(tx, request.pkg, request.cloneUrl);
+    return queueVersions(tx, repository.id, versions, notifyOf(notifyEmail));
+  });
+  await handOver(ports, createdIds(queued));
+  return answerOf(request.pkg, request.cloneUrl, queued, notifyEmail);
+}
+
+/**
+ * Queues a new build of the version an existing build built (POST /rebuild).
+ * Input: a build id (any string; one that names no build is "No such build!").
+ * Output: the new build, or the version's build already queued or running (never two in flight).
+ * Primary course: a rebuild is queued even when the version has a success: that is its point; the old
+ * builds stay as history, and the new one becomes the version's latest when it succeeds. Its result is
+ * mailed to the tagged commit's author.
+ */
+export async function rebuild(ports: BuildRequestPorts, buildId: string): Promise<RequestedBuildDTO> {
+  const job = await ports.store.getBuildJob(buildId);
+  if (!job) throw new ValidationError(NO_SUCH_BUILD);
+  const pkg = { namespace: job.namespace, name: job.name };
+  // The configuration may have narrowed since the package was first built.
+  assertCloneUrlAllowed(job.cloneUrl, ports.settings, `the clone URL of ${fullNameOf(pkg)}`);
+  const { build, created } = await ports.store.transaction(async (tx) => {
+    await lockRepository(tx, pkg, job.cloneUrl);
+    const inFlight = await tx.findReusableBuild(job.versionId, { inFlightOnly: true });
+    if (inFlight) return { build: inFlight, created: false };
+    return { build: await tx.createBuild({ versionId: job.versionId, notify: true, notifyEmail: null }), created: true };
+  });
+  if (created) await handOver(ports, [build.id]);
+  return toRequestedBuildDTO(build, pkg, job);
+}
+
+// --- GitHub webhooks ---
+
+/** What a delivery asks for: a tag to build, a ping, or something this service does not act on. */
+export type WebhookAction =
+  | { kind: 'ping' }
+  | { kind: 'tag' }
+  | { kind: 'ignored'; reason: string };
+
+/**
+ * Sorts a delivery by its X-GitHub-Event and, for `create`, its `ref_type`.
+ * Only a created tag builds (the original also built branches and pings).
+ */
+export function classifyWebhook(event: string | undefined, payload: unknown): WebhookAction {
+  if (!event) return { kind: 'ignored', reason: 'ignored: no X-GitHub-Event header' };
+  if (event === 'ping') return { kind: 'ping' };
+  if (event !== 'create') {
+    return { kind: 'ignored', reason: `ignored: ${event} events are not built (only the creation of a tag is)` };
+  }
+  const refType = typeof payload === 'object' && payload !== null ? (payload as { ref_type?: unknown }).ref_type : undefined;
+  if (refType === 'tag') return { kind: 'tag' };
+  return {
+    kind: 'ignored',
+    reason: `ignored: create event for a ${typeof refType === 'string' ? refType : 'ref of no known type'} (only tags are built)`,
+  };
+}
+
+/**
+ * Answers an authenticated delivery that builds nothing (ping, other events); counted as a WebhookDelivery.
+ * Output: the message for the envelope ("pong" to a ping).
+ */
+export function acknowledgeWebhook(ports: Pick<BuildRequestPorts, 'metrics'>, action: Exclude<WebhookAction, { kind: 'tag' }>): string {
+  ports.metrics.count('WebhookDeliveries');
+  return action.kind === 'ping' ? 'pong' : action.reason;
+}
+
+export interface TagCreated {
+  /** X-GitHub-Delivery: the same id twice never queues twice. */
+  deliveryId: string | undefined;
+  pkg: PackageName;
+  ref: string;
+  /** repository.clone_url of the payload. */
+  cloneUrl: string;
+}
+
+const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
+/**
+ * Queues the build of a newly created tag (POST /callback, `create` with `ref_type: "tag"`).
+ * Input: an authenticated delivery's id, package, tag and clone URL.
+ * Output: the build request's answer (as /buildAsync), or a message when the delivery was handled before.
+ * Primary course: the clone URL must be `https://github.com/<full_name>` (with or without `.git`) and
+ * allowed by the configuration; in one transaction the delivery is recorded (a redelivery stops here,
+ * queueing nothing), and the tag is queued for the default release like /buildAsync, mailing the
+ * commit's author; the delivery keeps the ids of the builds it created. No git or network work: the
+ * answer comes at once.
+ */
+export async function requestTagBuild(ports: BuildRequestPorts, tag: TagCreated): Promise<BuildRequestAnswer | string> {
+  const { settings } = ports;
+  const deliveryId = tag.deliveryId;
+  if (!deliveryId || !DELIVERY_ID.test(deliveryId)) {
+    throw new ValidationError('Validation failed: the X-GitHub-Delivery header is required (1-100 of A-Z a-z 0-9 . _ : -)');
+  }
+  const github = `https://github.com/${fullNameOf(tag.pkg)}`;
+  if (tag.cloneUrl !== github && tag.cloneUrl !== `${github}.git`) {
+    throw new ValidationError(`Validation failed: repository.clone_url must be ${github} or ${github}.git`);
+  }
+  assertCloneUrlAllowed(tag.cloneUrl, settings, 'repository.clone_url');
+  const versions = resolveVersions([{ ref: tag.ref }], settings);
+  const notifyEmail = true;
+  const queued = await ports.store.transaction(async (tx) => {
+    if (!(await tx.recordWebhookDelivery({ deliveryId, event: 'create' }))) return null;
+    const repository = await lockRepository(tx, tag.pkg, tag.cloneUrl);
+    const result = await queueVersions(tx, repository.id, versions, notifyOf(notifyEmail));
+    await tx.setWebhookDeliveryBuilds(deliveryId, createdIds(result));
+    return result;
+  });
+  if (!queued) return `delivery ${deliveryId} was already handled`;
+  ports.metrics.count('WebhookDeliveries');
+  await handOver(ports, createdIds(queued));
+  return answerOf(tag.pkg, tag.cloneUrl, queued, notifyEmail);
+}
