@@ -184,4 +184,37 @@ describe.skipIf(!TEST_DATABASE_URL)('Store query plans (pg, 20k repositories / 8
     await store.transitionBuild(build.id, ['starting'], 'failed', { message: 'plan test' });
     await expectLastIndexOnly(['versions_pkey', 'builds_succeeded_by_version_idx', 'builds_failed_by_version_idx']);
   });
+
+  // --- the build pipeline's statements: each request, claim and reaper pass stays an index lookup ---
+
+  it('finds the build that makes a new one unnecessary through the version index', async () => {
+    const pkg = await onePackage();
+    const [latest] = await store.listSuccessfulBuilds(pkg, []);
+    expect(await store.findReusableBuild(latest.versionId)).not.toBeNull();
+    await expectLastIndexOnly(['builds_version_idx']);
+    await store.findReusableBuild(latest.versionId, { inFlightOnly: true });
+    await expectLastIndexOnly(['builds_version_idx']);
+  });
+
+  it('looks up a repository and a build job by their keys', async () => {
+    const pkg = await onePackage();
+    expect(await store.getRepository(pkg)).not.toBeNull();
+    await expectLastIndexOnly(['repositories_namespace_name_key']);
+    const [any] = await store.lastSuccessfulBuilds(1);
+    expect(await store.getBuildJob(any.id)).not.toBeNull();
+    await expectLastIndexOnly(['builds_pkey']);
+  });
+
+  it('claims the oldest queued builds through the status index', async () => {
+    expect(await store.claimQueuedBuilds(2)).toHaveLength(2);
+    expectIndexOnly(await planOfLast(), ['builds_status_created_idx']);
+  });
+
+  it('finds stuck and stale builds through the in-flight and status indexes', async () => {
+    const before = new Date('2024-03-01T00:00:00Z');
+    await store.listBuildsOlderThan(['starting', 'running'], before, 100);
+    expectIndexOnly(await planOfLast(), ['builds_in_flight_started_idx']);
+    await store.listBuildsOlderThan(['queued'], before, 100);
+    expectIndexOnly(await planOfLast(), ['builds_status_created_idx']);
+  });
 });
