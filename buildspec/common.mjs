@@ -1,0 +1,278 @@
+// Shared by the build steps: the job read from the environment, the state kept between step processes, the capped
+// build log, and child processes (always argv arrays, never a shell: the repository and its ref are untrusted).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const DEFAULT_LOG_MAX_BYTES = 1048576;
+/** Lines of a child's output kept in memory to pick an error message from. */
+const TAIL_LINES = 400;
+
+/** A failure of the package being built (not of the builder): recorded in result.json, the build goes on to publish. */
+export class BuildFailure extends Error {
+  /**
+   * @param {'clone'|'ref'|'release'|'compile'|'package'|'internal'} failure
+   * @param {string} message one line a person can act on
+   * @param {Record<string, unknown>} [extra] result fields to keep (availableReleases, tool, ...)
+   */
+  constructor(failure, message, extra = {}) {
+    super(message);
+    this.failure = failure;
+    this.extra = extra;
+  }
+}
+
+/** Where everything lives and what the job is. Defaults let a person run the steps by hand in a scratch directory. */
+export function readSettings(env = process.env) {
+  const workDir = path.resolve(env.ENOT_WORK_DIR || '.enot-work');
+  const outDir = path.resolve(env.ENOT_OUT_DIR || '.enot-out');
+  const stateDir = path.join(workDir, 'state');
+  const parsedMax = Number.parseInt(env.ENOT_LOG_MAX_BYTES ?? '', 10);
+  return {
+    workDir,
+    outDir,
+    stateDir,
+    repoDir: path.join(workDir, 'repo'),
+    homeDir: path.join(workDir, 'home'),
+    logFile: path.join(outDir, 'build.log'),
+    logMaxBytes: Number.isSafeInteger(parsedMax) && parsedMax > 0 ? parsedMax : DEFAULT_LOG_MAX_BYTES,
+    otpInstalls: env.ENOT_OTP_INSTALLS ? path.resolve(env.ENOT_OTP_INSTALLS) : '',
+    sandbox: (env.ENOT_SANDBOX || 'auto').toLowerCase(),
+    uploadBucket: env.ENOT_UPLOAD_BUCKET || '',
+    basePath: env.PATH || '/usr/local/bin:/usr/bin:/bin',
+    job: {
+      buildId: env.ENOT_BUILD_ID ?? '',
+      namespace: env.ENOT_NAMESPACE ?? '',
+      name: env.ENOT_NAME ?? '',
+      fullName: env.ENOT_FULL_NAME ?? '',
+      cloneUrl: env.ENOT_CLONE_URL ?? '',
+      ref: env.ENOT_REF ?? '',
+      erlVersion: env.ENOT_ERL_VERSION ?? '',
+      timeoutS: env.ENOT_BUILD_TIMEOUT_S ?? '',
+    },
+  };
+}
+
+// ---- state -------------------------------------------------------------------------------------------------------
+
+export function loadState(settings) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(settings.stateDir, 'state.json'), 'utf8'));
+  } catch {
+    return { done: [] };
+  }
+}
+
+export function saveState(settings, state) {
+  fs.mkdirSync(settings.stateDir, { recursive: true });
+  const file = path.join(settings.stateDir, 'state.json');
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+// ---- log ---------------------------------------------------------------------------------------------------------
+
+/**
+ * build.log, shared by the step processes one after the other: each appends and echoes to stdout. Past the cap
+ * nothing more is written except one last line saying so; a flag file tells later steps the log is closed.
+ */
+export class BuildLog {
+  constructor(settings) {
+    this.file = settings.logFile;
+    this.max = settings.logMaxBytes;
+    this.flag = path.join(settings.stateDir, 'log-truncated');
+    fs.mkdirSync(path.dirname(this.file), { recursive: true });
+    fs.mkdirSync(settings.stateDir, { recursive: true });
+    this.size = fileSize(this.file);
+    this.truncated = fs.existsSync(this.flag);
+    this.endsWithNewline = true;
+  }
+
+  /** @param {string | Buffer} chunk */
+  write(chunk) {
+    if (this.truncated) return;
+    let bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    if (bytes.length === 0) return;
+    const room = this.max - this.size;
+    if (bytes.length <= room) {
+      this.append(bytes);
+      return;
+    }
+    let cut = Math.max(0, room);
+    // Never split a UTF-8 sequence: back up to the start of the character that crosses the cap.
+    while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--;
+    if (cut > 0) this.append(bytes.subarray(0, cut));
+    this.append(Buffer.from(`${this.endsWithNewline ? '' : '\n'}[log truncated at ${this.max} bytes]\n`));
+    this.truncated = true;
+    fs.writeFileSync(this.flag, '');
+  }
+
+  /** One line of the builder's own. Control characters are blanked: values from the job must not forge log lines. */
+  line(text) {
+    this.write(`${oneLine(text, 4000)}\n`);
+  }
+
+  append(bytes) {
+    fs.appendFileSync(this.file, bytes);
+    echo(bytes);
+    this.size += bytes.length;
+    this.endsWithNewline = bytes[bytes.length - 1] === 0x0a;
+  }
+}
+
+// The echo is a courtesy (CodeBuild's console, a person's terminal); a closed stdout must not stop the build.
+let stdoutOpen = true;
+process.stdout.on('error', () => {
+  stdoutOpen = false;
+});
+
+/** Writes to stdout unless it has gone away. */
+export function echo(bytes) {
+  if (stdoutOpen) process.stdout.write(bytes);
+}
+
+function fileSize(file) {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** A value made safe for a one-line message: no control characters (ANSI colours included), bounded length. */
+export function oneLine(text, max = 300) {
+  const flat = String(text)
+    // eslint-disable-next-line no-control-regex
+    .replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}
+
+// ---- processes ---------------------------------------------------------------------------------------------------
+
+/**
+ * Runs a program (argv, no shell) with its stdout and stderr streamed into the log.
+ * Resolves with the exit code (127 when it could not start) and the last lines of its output.
+ * @returns {Promise<{ code: number, signal: string | null, lines: string[], error?: string }>}
+ */
+export function run(log, command, args, { cwd, env, quiet = false, capture = false } = {}) {
+  return new Promise((resolve) => {
+    const lines = [];
+    let partial = '';
+    let captured = '';
+    const keep = (chunk) => {
+      const text = partial + chunk.toString('utf8');
+      const parts = text.split('\n');
+      partial = parts.pop() ?? '';
+      for (const l of parts) {
+        lines.push(l);
+        if (lines.length > TAIL_LINES) lines.shift();
+      }
+    };
+    let child;
+    try {
+      child = spawn(command, args, { cwd, env, shell: false, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      resolve({ code: 127, signal: null, lines: [], error: errorText(err) });
+      return;
+    }
+    running.add(child);
+    const onData = (chunk) => {
+      keep(chunk);
+      if (capture) captured += chunk.toString('utf8');
+      if (!quiet) log.write(chunk);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', (err) => {
+      running.delete(child);
+      resolve({ code: 127, signal: null, lines, error: errorText(err) });
+    });
+    child.on('close', (code, signal) => {
+      running.delete(child);
+      if (partial) lines.push(partial);
+      if (!quiet && partial && !log.truncated) log.write('\n');
+      resolve({ code: code ?? 128, signal, lines, output: captured });
+    });
+  });
+}
+
+/** The children started by run() that have not ended. */
+const running = new Set();
+
+/** Passes a stop signal on to the children still running (the runner may signal only this process). */
+export function stopChildren(signal) {
+  for (const child of running) child.kill(signal);
+}
+
+function errorText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The absolute path of an executable found on `searchPath`, or '' when there is none. */
+export function which(program, searchPath) {
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, program);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return '';
+}
+
+/**
+ * The environment every child gets: none of the builder's own (no credentials, no bucket, no job variables), a
+ * HOME inside the work dir, and the selected OTP release first on PATH.
+ */
+export function childEnv(settings, state, extra = {}) {
+  const pathValue = state.otpBin ? `${state.otpBin}${path.delimiter}${settings.basePath}` : settings.basePath;
+  return {
+    PATH: pathValue,
+    HOME: settings.homeDir,
+    LANG: 'C.UTF-8',
+    TERM: 'dumb',
+    TMPDIR: '/tmp',
+    ...extra,
+  };
+}
+
+/**
+ * The most useful line of a failed tool's output: the first `file:line: error` (warnings skipped), else the last
+ * line mentioning an error, else the last non-empty line. The first located error is the cause more often than the
+ * last: later ones tend to follow from it.
+ */
+export function errorLine(lines) {
+  const all = lines.map((l) => oneLine(l, 1000)).filter((l) => l !== '');
+  // make's own "*** [all] Error 1" only repeats that something failed.
+  const useful = all.filter((l) => !/^g?make(\[\d+\])?: \*\*\*/.test(l));
+  const clean = useful.length ? useful : all;
+  const located = clean.find((l) => /^[^\s:]+:\d+(:\d+)?: /.test(l) && !/: [Ww]arning: /.test(l));
+  if (located) return oneLine(located);
+  const mentioning = [...clean].reverse().find((l) => /error|failed|fatal|undefined|crash/i.test(l));
+  if (mentioning) return oneLine(mentioning);
+  return clean.length ? oneLine(clean[clean.length - 1]) : 'no output';
+}
+
+/** True when `child` is `parent` or lies under it (both absolute and already resolved). */
+export function isInside(parent, child) {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** Compares dotted version strings numerically ("26.2.5" > "26.2"). */
+export function compareVersions(a, b) {
+  const pa = a.split('.').map((x) => Number.parseInt(x, 10) || 0);
+  const pb = b.split('.').map((x) => Number.parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? -1) - (pb[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}

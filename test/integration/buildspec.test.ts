@@ -1,0 +1,403 @@
+// The build itself: buildspec.yml's phases run command by command with bash, the way CodeBuild and the local builder
+// run them, on real git repositories and the Erlang installed here. The builder's time limit is the local runner's
+// business and is tested there.
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { BUILD_OUTPUT, buildEnvironment, parseBuildResult, type BuildResult } from '#core/build-contract.js';
+import {
+  brokenRepo, enotConfigRepo, erlangMkDepsRepo, FIXTURE_AUTHOR_EMAIL, includePrivRepo, loadBeamsInErl, makeRepo, PARTIAL_ENOT_CONFIG,
+  plainLibRepo, readEnotConfig, readEpEntries, rebar3LibRepo, type ErlangRepo,
+} from '#support/erlang-repos.js';
+
+const exec = promisify(execFile);
+const SCRIPTS = fileURLToPath(new URL('../../buildspec/', import.meta.url));
+const PHASES = ['install', 'pre_build', 'build', 'post_build'] as const;
+
+interface Buildspec {
+  version: number;
+  env: { shell: string };
+  phases: Record<string, { commands?: string[]; finally?: string[] }>;
+}
+
+interface BuildRun {
+  result: BuildResult;
+  log: string;
+  outDir: string;
+  workDir: string;
+  artifact: string;
+  /** Phases whose commands all exited 0. */
+  phasesOk: Record<string, boolean>;
+}
+
+const buildspec = parse(readFileSync(join(SCRIPTS, 'buildspec.yml'), 'utf8')) as Buildspec;
+
+let scratch: string;
+let localRoot: string;
+let localRelease: string;
+let localVersion: string;
+const repos: ErlangRepo[] = [];
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'enot-buildspec-test-'));
+  const { stdout } = await exec('erl', [
+    '-noshell', '-eval', 'io:format("~s~n~s~n", [erlang:system_info(otp_release), code:root_dir()]), halt().',
+  ]);
+  [localRelease, localRoot] = stdout.trim().split('\n');
+  localVersion = readFileSync(join(localRoot, 'releases', localRelease, 'OTP_VERSION'), 'utf8').trim();
+});
+
+afterAll(async () => {
+  await Promise.all(repos.map((r) => r.cleanup()));
+  await rm(scratch, { recursive: true, force: true });
+});
+
+async function fixture(make: Promise<ErlangRepo>): Promise<ErlangRepo> {
+  const repo = await make;
+  repos.push(repo);
+  return repo;
+}
+
+function bash(command: string, env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', command], { env, cwd, stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+}
+
+let buildCount = 0;
+
+/** Runs buildspec.yml's phases with CodeBuild's rules (a failed install/pre_build skips build; post_build always runs). */
+async function runBuild(repo: ErlangRepo, overrides: Record<string, string> = {}): Promise<BuildRun> {
+  buildCount += 1;
+  const dir = join(scratch, `build-${buildCount}`);
+  const workDir = join(dir, 'work');
+  const outDir = join(dir, 'out');
+  await mkdir(dir, { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    ...buildEnvironment({
+      buildId: `b-${buildCount}`,
+      namespace: repo.namespace,
+      name: repo.name,
+      cloneUrl: repo.cloneUrl,
+      ref: repo.tag,
+      erlVersion: localRelease,
+      timeoutS: 120,
+    }),
+    ENOT_SCRIPTS: SCRIPTS,
+    ENOT_WORK_DIR: workDir,
+    ENOT_OUT_DIR: outDir,
+    ENOT_SANDBOX: 'auto',
+    ...overrides,
+  };
+  const phasesOk: Record<string, boolean> = {};
+  for (const phase of PHASES) {
+    const early = phase === 'build' && (phasesOk.install === false || phasesOk.pre_build === false);
+    if (early) continue;
+    let ok = true;
+    for (const command of buildspec.phases[phase]?.commands ?? []) {
+      if ((await bash(command, env, dir)) !== 0) {
+        ok = false;
+        break;
+      }
+    }
+    for (const command of buildspec.phases[phase]?.finally ?? []) await bash(command, env, dir);
+    phasesOk[phase] = ok;
+  }
+  const resultText = readFileSync(join(outDir, BUILD_OUTPUT.result), 'utf8');
+  const result = parseBuildResult(resultText);
+  if (!result) throw new Error(`result.json does not match the contract: ${resultText}`);
+  return {
+    result,
+    log: readFileSync(join(outDir, BUILD_OUTPUT.log), 'utf8'),
+    outDir,
+    workDir,
+    artifact: join(outDir, BUILD_OUTPUT.artifact),
+    phasesOk,
+  };
+}
+
+async function headSha(repo: ErlangRepo): Promise<string> {
+  const { stdout } = await exec('git', ['rev-parse', `${repo.tag}^{commit}`], { cwd: repo.dir });
+  return stdout.trim();
+}
+
+function sha256File(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/** Whether bubblewrap can sandbox here, probed the way the build does. */
+function bwrapUsable(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-net', '--unshare-pid', 'true'], {
+      stdio: 'ignore',
+    });
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => resolve(code === 0));
+  });
+}
+
+describe('buildspec.yml', () => {
+  it('is CodeBuild 0.2 with bash, and calls the build steps in order through $ENOT_SCRIPTS', () => {
+    expect(buildspec.version).toBe(0.2);
+    expect(buildspec.env.shell).toBe('bash');
+    expect(Object.keys(buildspec.phases)).toEqual([...PHASES]);
+    const commands = PHASES.flatMap((p) => buildspec.phases[p].commands ?? []);
+    expect(commands).toEqual(
+      ['check', 'clone', 'release', 'compile', 'package', 'publish'].map((s) => `node "$ENOT_SCRIPTS/build.mjs" ${s}`),
+    );
+  });
+});
+
+describe('successful builds', () => {
+  it('builds a plain project with erlc: loadable beams, a generated .app, a complete enot_config.json', async () => {
+    const repo = await fixture(plainLibRepo());
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({
+      buildId: 'b-' + String(buildCount),
+      status: 'succeeded',
+      tool: 'erlc',
+      appVsn: '1.0.0',
+      otpRelease: localVersion,
+      commitSha: await headSha(repo),
+      authorEmail: FIXTURE_AUTHOR_EMAIL,
+      message: `built plain_lib 1.0.0 with erlc on OTP ${localVersion}`,
+    });
+    expect(run.result.failure).toBeUndefined();
+    expect(run.result.artifactSize).toBe(statSync(run.artifact).size);
+    expect(run.result.artifactSha256).toBe(sha256File(run.artifact));
+    expect(Object.values(run.phasesOk).every(Boolean)).toBe(true);
+
+    const loaded = await loadBeamsInErl(run.artifact);
+    expect(loaded.loaded.sort()).toEqual(['plain_lib', 'plain_lib_util']);
+    expect(loaded.appName).toBe('plain_lib');
+    expect(loaded.appVsn).toBe('1.0.0');
+    expect(loaded.appModules).toEqual(['plain_lib', 'plain_lib_util']);
+
+    const entries = await readEpEntries(run.artifact);
+    expect(entries).toEqual(expect.arrayContaining([
+      'ebin/', 'ebin/plain_lib.app', 'ebin/plain_lib.beam', 'ebin/plain_lib_util.beam', 'src/', 'src/plain_lib.erl',
+      'src/plain_lib.app.src', 'enot_config.json',
+    ]));
+    expect(entries.filter((e) => e.startsWith('README') || e.startsWith('.git'))).toEqual([]);
+    expect(await readEnotConfig(run.artifact)).toEqual({
+      name: 'plain_lib',
+      fullname: repo.fullName,
+      tag: '1.0.0',
+      url: repo.cloneUrl,
+      app_vsn: '1.0.0',
+      deps: [],
+      erlang: [localRelease],
+      with_source: true,
+    });
+    expect(run.log).toContain('==> compile');
+    expect(run.log).toContain(`==> result: succeeded: built plain_lib 1.0.0 with erlc on OTP ${localVersion}`);
+  });
+
+  it('builds a rebar3 project, taking the vsn rebar3 derives from the git tag', async () => {
+    const repo = await fixture(rebar3LibRepo({ tag: '2.3.4' }));
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'succeeded', tool: 'rebar3', appVsn: '2.3.4' });
+    const loaded = await loadBeamsInErl(run.artifact);
+    expect(loaded).toMatchObject({ loaded: ['rebar_lib'], appName: 'rebar_lib', appVsn: '2.3.4', appModules: ['rebar_lib'] });
+    const entries = await readEpEntries(run.artifact);
+    expect(entries).toEqual(expect.arrayContaining(['ebin/rebar_lib.app', 'ebin/rebar_lib.beam', 'src/rebar_lib.erl']));
+    expect(entries.some((e) => e.startsWith('_build'))).toBe(false);
+    expect(run.log).toContain('$ rebar3 compile');
+  });
+
+  it('builds a project with include/ (by -include and a self -include_lib) and priv/, and ships both', async () => {
+    const repo = await fixture(includePrivRepo());
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'succeeded', tool: 'erlc' });
+    expect(await readEpEntries(run.artifact)).toEqual(expect.arrayContaining([
+      'include/', 'include/inc_lib.hrl', 'include/inc_lib_lib.hrl', 'priv/', 'priv/inc_lib.txt', 'ebin/inc_lib.beam',
+    ]));
+    expect((await loadBeamsInErl(run.artifact)).loaded).toEqual(['inc_lib']);
+  });
+
+  it('builds a Makefile project with make and generates the .app its Makefile did not', async () => {
+    const repo = await fixture(makeRepo());
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'succeeded', tool: 'make', appVsn: '1.0.0' });
+    expect(await loadBeamsInErl(run.artifact)).toMatchObject({ loaded: ['make_lib'], appModules: ['make_lib'] });
+  });
+
+  it('completes the repository\'s own enot_config.json: keeps its app_vsn, deps and extra fields, sets the rest', async () => {
+    const repo = await fixture(enotConfigRepo());
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'succeeded', appVsn: '1.0.0' });
+    expect(await readEnotConfig(run.artifact)).toEqual({
+      name: 'enot_lib',
+      fullname: repo.fullName,
+      tag: '1.0.0',
+      url: repo.cloneUrl,
+      app_vsn: PARTIAL_ENOT_CONFIG.app_vsn,
+      deps: PARTIAL_ENOT_CONFIG.deps,
+      link_all: false,
+      erlang: [localRelease],
+      with_source: true,
+    });
+  });
+
+  it('lists an erlang.mk project\'s git and hex deps in enot_config.json, after `make deps`', async () => {
+    const repo = await fixture(erlangMkDepsRepo());
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'succeeded', tool: 'make' });
+    expect(run.log).toContain('$ make deps');
+    expect((await readEnotConfig(run.artifact)).deps).toEqual([
+      { name: 'cowlib', url: 'https://example.com/cowlib.git', tag: '2.12.1' },
+      { name: 'ranch', tag: '1.8.0' },
+    ]);
+  });
+
+  it('the log stops at ENOT_LOG_MAX_BYTES with a last line saying so, and the build still succeeds', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'capped_lib' }));
+    const run = await runBuild(repo, { ENOT_LOG_MAX_BYTES: '400' });
+
+    expect(run.result.status).toBe('succeeded');
+    const note = '[log truncated at 400 bytes]\n';
+    expect(run.log.endsWith(note)).toBe(true);
+    expect(Buffer.byteLength(run.log)).toBeLessThanOrEqual(400 + note.length + 1);
+    expect(run.log.split(note)).toHaveLength(2);
+  });
+});
+
+describe('OTP releases', () => {
+  it('refuses a release this builder lacks, naming the ones it has', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'old_otp_lib' }));
+    const run = await runBuild(repo, { ENOT_ERL_VERSION: '24' });
+
+    expect(run.result).toMatchObject({
+      status: 'failed',
+      failure: 'release',
+      message: `OTP 24 is not available on this builder (available: ${localVersion})`,
+      availableReleases: [localVersion],
+    });
+    expect(existsSync(run.artifact)).toBe(false);
+  });
+
+  it('picks from ENOT_OTP_INSTALLS by release name or by a prefix of the full version', async () => {
+    const installs = join(scratch, 'otp-installs');
+    await mkdir(installs, { recursive: true });
+    await symlink(localRoot, join(installs, localRelease));
+    const repo = await fixture(plainLibRepo({ name: 'installs_lib' }));
+
+    const byName = await runBuild(repo, { ENOT_OTP_INSTALLS: installs });
+    expect(byName.result).toMatchObject({ status: 'succeeded', otpRelease: localVersion });
+    expect(byName.log).toContain(`OTP ${localVersion} from ${join(installs, localRelease)}`);
+
+    const byVersion = await runBuild(repo, { ENOT_OTP_INSTALLS: installs, ENOT_ERL_VERSION: localVersion });
+    expect(byVersion.result).toMatchObject({ status: 'succeeded', otpRelease: localVersion });
+
+    const missing = await runBuild(repo, { ENOT_OTP_INSTALLS: installs, ENOT_ERL_VERSION: '24.3' });
+    expect(missing.result).toMatchObject({
+      status: 'failed',
+      failure: 'release',
+      message: `OTP 24.3 is not available on this builder (available: ${localRelease})`,
+      availableReleases: [localRelease],
+    });
+  });
+});
+
+describe('failed builds', () => {
+  let evilRef: Promise<ErlangRepo> | undefined;
+  const evilRefRepo = () => (evilRef ??= fixture(plainLibRepo({ name: 'evil_ref_lib' })));
+
+  it('reports a compile error with its file and line, and ships nothing', async () => {
+    const repo = await fixture(brokenRepo());
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'failed', failure: 'compile', tool: 'erlc' });
+    expect(run.result.message).toMatch(/^compile failed \(erlc exited 1\): src\/broken_lib\.erl:4:\d+: syntax error before: /);
+    expect(run.result.artifactSha256).toBeUndefined();
+    expect(existsSync(run.artifact)).toBe(false);
+    expect(run.log).toMatch(/src\/broken_lib\.erl:4:\d+: syntax error before/);
+    expect(run.log).toContain('==> package: skipped (the build failed in an earlier step)');
+    expect(run.log).toContain(`==> result: failed: ${run.result.message}`);
+  });
+
+  it('reports an unknown ref after trying the clone; publish still writes result.json', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'ref_lib' }));
+    const run = await runBuild(repo, { ENOT_REF: '9.9.9' });
+
+    expect(run.result).toEqual({
+      buildId: expect.any(String),
+      status: 'failed',
+      failure: 'ref',
+      message: `unknown ref 9.9.9: no such tag or branch in ${repo.cloneUrl}`,
+    });
+    expect(run.log).toContain('$ git clone --depth 1 --branch 9.9.9 -- ');
+    expect(run.log).toContain('==> compile: skipped');
+  });
+
+  it('reports a repository that cannot be cloned with git\'s reason', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'gone_lib' }));
+    const run = await runBuild(repo, { ENOT_CLONE_URL: `${repo.cloneUrl}-missing` });
+
+    expect(run.result).toMatchObject({ status: 'failed', failure: 'clone' });
+    expect(run.result.message).toMatch(new RegExp(`^clone of ${repo.cloneUrl}-missing failed: .*(not|does not) .*repository`));
+  });
+
+  it.each([
+    ['an option', (m: string) => `--upload-pack=touch ${m}`],
+    ['a command substitution', (m: string) => `$(touch ${m})`],
+    ['a second command', (m: string) => `1.0.0; touch ${m}`],
+    ['a path', () => '../../etc'],
+  ])('refuses a ref that is %s before git ever runs', async (_what, makeRef) => {
+    const repo = await evilRefRepo();
+    const marker = join(scratch, `marker-${buildCount + 1}`);
+    const run = await runBuild(repo, { ENOT_REF: makeRef(marker) });
+
+    expect(run.result).toMatchObject({ status: 'failed', failure: 'ref' });
+    expect(run.result.message).toMatch(/^refusing ref ".*": a ref is a tag or branch name/);
+    expect(run.log).not.toContain('git clone');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('refuses clone URLs other than https:// and file://', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'evil_url_lib' }));
+    const marker = join(scratch, 'url-marker');
+    const run = await runBuild(repo, { ENOT_CLONE_URL: `ext::sh -c touch% ${marker}` });
+
+    expect(run.result).toMatchObject({ status: 'failed', failure: 'clone' });
+    expect(run.result.message).toMatch(/^refusing clone URL .*only https:\/\/ and file:\/\/ URLs are built$/);
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
+describe('the compile sandbox', () => {
+  it('keeps the compile from writing outside the clone when bubblewrap works, and says which way it ran', async () => {
+    // `make` tries to leave a file next to the clone: on the host only when not sandboxed.
+    const repo = await fixture(makeRepo({ name: 'escape_lib', recipe: ['-touch ../escape-marker'] }));
+    const sandboxed = await runBuild(repo, { ENOT_SANDBOX: 'auto' });
+    const plain = await runBuild(repo, { ENOT_SANDBOX: 'off' });
+
+    expect(sandboxed.result.status).toBe('succeeded');
+    expect(plain.result.status).toBe('succeeded');
+    expect(plain.log).toContain('sandbox: off (ENOT_SANDBOX=off); compiling without it');
+    expect(existsSync(join(plain.workDir, 'escape-marker'))).toBe(true);
+    if (await bwrapUsable()) {
+      expect(sandboxed.log).toContain('sandbox: bubblewrap, no network');
+      expect(sandboxed.log).toContain('[sandbox]');
+      expect(existsSync(join(sandboxed.workDir, 'escape-marker'))).toBe(false);
+    } else {
+      expect(sandboxed.log).toContain('sandbox: not used:');
+    }
+  });
+});
