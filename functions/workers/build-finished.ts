@@ -1,8 +1,9 @@
 // EventBridge (CodeBuild "Build State Change") -> completeBuild -> Store, BlobStore, Mailer. Events that are
-// not the end of one of our builds are logged and ignored; a failure is thrown, so EventBridge delivers again.
+// not the end of one of our builds are logged and ignored (the end of a publish-erts build registers the ERTS); a failure is thrown, so EventBridge delivers again.
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { parseBuildStateChange } from '#adapters/builder/codebuild-events.js';
 import { completeBuild } from '#core/complete-build.js';
+import { registerPublishedErts } from '#core/register-erts.js';
 import { runWorker } from './invocation.js';
 
 export const handler = (event: EventBridgeEvent<string, unknown>, context?: Context): Promise<void> =>
@@ -10,6 +11,11 @@ export const handler = (event: EventBridgeEvent<string, unknown>, context?: Cont
     const change = parseBuildStateChange(event);
     if (change.kind === 'ignored') {
       log.info('event ignored', { eventId: event?.id, reason: change.reason, builderId: change.builderId });
+      return;
+    }
+    if (change.kind === 'erts-published') {
+      const recorded = await registerPublishedErts(deps);
+      log.info('ERTS registered', { builderId: change.builderId, releases: recorded.map((e) => e.release) });
       return;
     }
     const { ended } = change;

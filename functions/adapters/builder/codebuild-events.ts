@@ -8,6 +8,8 @@ export const CODEBUILD_SOURCE = 'aws.codebuild';
 /** What an event means for the pipeline: a build that ended, or nothing to do (and why, for the log). */
 export type BuildStateChange =
   | { kind: 'ended'; ended: BuildEnded }
+  /** A successful ENOT_TASK=publish-erts build: the image's ERTS tarballs and their index are in erts/. */
+  | { kind: 'erts-published'; builderId?: string }
   | { kind: 'ignored'; reason: string; builderId?: string };
 
 const ENDED: ReadonlySet<string> = new Set<BuilderState>(['SUCCEEDED', 'FAILED', 'FAULT', 'TIMED_OUT', 'STOPPED']);
@@ -62,6 +64,10 @@ export function parseBuildStateChange(event: unknown): BuildStateChange {
     return { kind: 'ignored', reason: `build status ${String(status)} is not an end`, ...(builderId ? { builderId } : {}) };
   }
   const info = record(detail?.['additional-information']);
+  if (environmentVariable(info, 'ENOT_TASK') === 'publish-erts') {
+    if (status === 'SUCCEEDED') return { kind: 'erts-published', ...(builderId ? { builderId } : {}) };
+    return { kind: 'ignored', reason: `publish-erts build ended ${status}; see its log`, ...(builderId ? { builderId } : {}) };
+  }
   const buildId = environmentVariable(info, BUILD_ENV.buildId);
   if (!buildId || !UUID.test(buildId)) {
     // A build started by hand on the project, or by something else than the dispatcher: not ours to complete.
