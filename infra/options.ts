@@ -34,7 +34,10 @@ export const serviceOptionsSchema = z
     senderEmail: email.optional(),
     /** Alarm notifications go to this address (an SNS email subscription to confirm once). */
     alarmEmail: email.optional(),
-    /** OTP releases the builder image carries and builds may ask for. */
+    /**
+     * OTP releases the builder image carries and builds may ask for: exact ones ("26.2.5.6") are built into the
+     * image, major ones must be among those buildspec/Dockerfile pins (infra/constructs/build-pipeline.ts).
+     */
     otpReleases: list(otpRelease).default(['25', '26', '27']),
     /** The release used when a request names none; one of otpReleases. */
     defaultOtpRelease: otpRelease.default('25'),
@@ -44,6 +47,11 @@ export const serviceOptionsSchema = z
     ]),
     customDomain: json(customDomain).optional(),
     logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    /**
+     * One build's time limit: the CodeBuild project's timeout, and the age past which the reaper fails a build
+     * still in flight. CodeBuild accepts 5 to 2160 minutes.
+     */
+    buildTimeoutMinutes: z.coerce.number().int().min(5).max(2160).default(15),
     /** S3 server access logs for the artifact bucket, into a second bucket. */
     bucketAccessLogs: flag.default(false),
   })
@@ -63,7 +71,7 @@ export type CustomDomain = NonNullable<ServiceOptions['customDomain']>;
 /** The context keys read by infra/app.ts, one per option. */
 export const CONTEXT_KEYS = [
   'senderEmail', 'alarmEmail', 'otpReleases', 'defaultOtpRelease', 'allowedCloneUrls', 'customDomain',
-  'logLevel', 'bucketAccessLogs',
+  'logLevel', 'buildTimeoutMinutes', 'bucketAccessLogs',
 ] as const satisfies readonly (keyof ServiceOptionsInput)[];
 
 /** Validates and defaults the settings; throws one error listing every problem. */

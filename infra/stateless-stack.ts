@@ -1,14 +1,15 @@
-// The stack that computes: the API and its functions, mail, monitoring (and, with its issue, the build pipeline).
+// The stack that computes: the API and its functions, the build pipeline, mail, monitoring.
 // It holds no data, so it can be redeployed or replaced freely.
-import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Lazy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { routes as routeTable, type Route } from '#functions/routes.js';
+import { routes as routeTable, type Route, type Worker } from '#functions/routes.js';
 import { Api, type ThrottlingByKind } from './constructs/api.js';
+import { BuildPipeline, WORKER_PURPOSE } from './constructs/build-pipeline.js';
 import { Mail } from './constructs/mail.js';
 import { Monitoring } from './constructs/monitoring.js';
-import type { ServiceResources } from './constructs/service-function.js';
+import type { ServiceResources, ServiceSettings } from './constructs/service-function.js';
 import { resolveServiceOptions, type ServiceOptions, type ServiceOptionsInput } from './options.js';
 import type { StatefulExports } from './stateful-stack.js';
 
@@ -17,18 +18,23 @@ export interface StatelessStackProps extends StackProps, Omit<ServiceOptionsInpu
   data: StatefulExports;
   /** @default functions/routes.ts */
   routes?: readonly Route[];
+  /** @default the workers of functions/routes.ts */
+  workers?: readonly Worker[];
+  /** The buildspec and the builder image's context. @default buildspec/ of this repository */
+  buildspecDir?: string;
   throttling?: ThrottlingByKind;
 }
 
 export class StatelessStack extends Stack {
   readonly options: ServiceOptions;
   readonly api: Api;
+  readonly builds: BuildPipeline;
   readonly monitoring: Monitoring;
   readonly mail?: Mail;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
-    const { data, routes = routeTable, throttling, ...input } = props;
+    const { data, routes = routeTable, workers, buildspecDir, throttling, ...input } = props;
     this.options = resolveServiceOptions(input);
     const options = this.options;
 
@@ -44,33 +50,51 @@ export class StatelessStack extends Stack {
       database: data.database,
       bucket: s3.Bucket.fromBucketAttributes(this, 'Bucket', { bucketArn: data.bucketArn, bucketName: data.bucketName }),
       webhookSecret: secretsmanager.Secret.fromSecretCompleteArn(this, 'WebhookSecret', data.webhookSecretArn),
+      mailSender: this.mail
+        ? { address: this.mail.senderEmail, identityArn: this.mail.identity.emailIdentityArn }
+        : null,
+    };
+    const settings: Omit<ServiceSettings, 'publicUrl'> & { buildTimeoutS: number } = {
+      defaultErlVersion: options.defaultOtpRelease,
+      allowedCloneUrls: options.allowedCloneUrls,
+      logLevel: options.logLevel,
+      buildTimeoutS: options.buildTimeoutMinutes * 60,
     };
 
-    // The build pipeline goes here, as one construct, before the API (build routes send to its queue):
-    //   const builds = new BuildPipeline(this, 'Builds', { resources, mail: this.mail, options });
-    //   this.monitoring.watchQueue(builds.queue, builds.deadLetterQueue);
-    // and the API below gets { ...resources, queue: builds.queue } (ServiceResources gains `queue`, GRANTS its
-    // 'queue:send' statement).
+    // Before the API, whose build routes send to its queue. Its workers link to the API's public URL (result
+    // emails), which exists only once the API does; resolved at synth, it is a plain reference in the template.
+    this.builds = new BuildPipeline(this, 'Builds', {
+      workers,
+      resources,
+      settings: { ...settings, publicUrl: Lazy.string({ produce: () => this.api.publicUrl }) },
+      otpReleases: options.otpReleases,
+      buildspecDir,
+    });
 
     this.api = new Api(this, 'Api', {
       routes,
-      resources,
+      resources: this.builds.resources,
       throttling,
       customDomain: options.customDomain,
-      settings: {
-        defaultErlVersion: options.defaultOtpRelease,
-        allowedCloneUrls: options.allowedCloneUrls,
-        logLevel: options.logLevel,
-      },
+      settings,
     });
 
-    const watched = this.api.functions.map(({ route, handler }) => ({
-      name: route.name,
-      purpose: `${route.method} ${route.path}`,
-      function: handler.function,
-    }));
+    const watched = [
+      ...this.api.functions.map(({ route, handler }) => ({
+        name: route.name,
+        purpose: `${route.method} ${route.path}`,
+        function: handler.function,
+      })),
+      ...this.builds.workers.map(({ worker, handler }) => ({
+        name: worker.name,
+        purpose: WORKER_PURPOSE[worker.trigger],
+        function: handler.function,
+      })),
+    ];
     this.monitoring.watchApi(this.api.restApi);
     this.monitoring.watchFunctions(watched);
+    this.monitoring.watchQueue(this.builds.queue, this.builds.deadLetterQueue);
+    this.monitoring.watchEventDeadLetters(this.builds.eventDeadLetterQueue);
     this.monitoring.watchBuilds();
     this.monitoring.watchDownloads();
 
@@ -82,6 +106,8 @@ export class StatelessStack extends Stack {
         description: 'Point DNS for the custom domain here (when no hosted zone was given)',
       });
     }
+    new CfnOutput(this, 'BuildProjectName', { value: this.builds.project.projectName });
+    new CfnOutput(this, 'BuildQueueUrl', { value: this.builds.queue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
   }

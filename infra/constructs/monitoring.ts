@@ -256,4 +256,25 @@ export class Monitoring extends Construct {
       new cw.GraphWidget({ title: 'Build queue: dead letters', left: [dead], width: 12 }),
     );
   }
+
+  /**
+   * Anything in the queue of CodeBuild completion events that were not handled (undeliverable, or failing after
+   * Lambda's retries): those builds stay in flight until the reaper fails them.
+   */
+  watchEventDeadLetters(queue: sqs.IQueue): void {
+    const dead = queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cw.Stats.MAXIMUM });
+    this.alarm('EventDeadLetters', {
+      alarmName: 'build-events-dead-letters',
+      alarmDescription:
+        'CodeBuild completion events were not handled: EventBridge could not deliver them to the build-finished ' +
+        'function, or it kept failing on them. Those builds stay running until the reaper fails them. Do: read ' +
+        'the messages (the ERROR_CODE attribute, or the failure record\'s responsePayload) and the function\'s ' +
+        'log; once fixed, rebuild the affected versions and purge the queue.',
+      metric: dead,
+      threshold: 0,
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+    this.dashboard.addWidgets(new cw.GraphWidget({ title: 'Undelivered build events', left: [dead], width: 24 }));
+  }
 }

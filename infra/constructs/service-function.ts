@@ -1,12 +1,14 @@
 // The one way this service makes a Lambda function: every default (Node 22, arm64, ESM bundle, log group,
 // environment) in one place, and a function's grants turned into the narrowest IAM statements.
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import type * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import type { Grant } from '#functions/routes.js';
 import { esbuildOptions } from '../bundling.js';
@@ -20,14 +22,29 @@ export interface DatabaseAccess {
   databaseName: string;
 }
 
-/**
- * The stateful resources functions may be granted. The build pipeline adds its queue here
- * (`queue?: sqs.IQueue`) together with the 'queue:send' entry of GRANTS.
- */
+/** Where build-result emails come from: the SES identity and its address (infra/constructs/mail.ts). */
+export interface MailSender {
+  /** The From address (ENOT_MAIL_FROM). */
+  address: string;
+  /** The SES identity the address is verified as; sending is granted on it alone. */
+  identityArn: string;
+}
+
+/** The resources functions may be granted (each GRANTS entry names the one it needs). */
 export interface ServiceResources {
   database?: DatabaseAccess;
   bucket?: s3.IBucket;
   webhookSecret?: secretsmanager.ISecret;
+  /** The build queue (infra/constructs/build-pipeline.ts), for 'queue:send'. */
+  queue?: sqs.IQueue;
+  /** The CodeBuild project builds run on, for 'build:start'. */
+  buildProject?: codebuild.IProject;
+  /**
+   * The sender, for 'mail:send'. `null` says this deployment sends no mail (no senderEmail): the grant then
+   * gives nothing and the function gets no ENOT_MAIL_FROM, so it runs without a mailer. Left undefined, the
+   * grant refuses, like any other grant whose resource is missing.
+   */
+  mailSender?: MailSender | null;
 }
 
 /** Runtime settings every API-facing function receives (functions/config.ts reads them). */
@@ -37,10 +54,18 @@ export interface ServiceSettings {
   /** Base URL in links and emails: the API's URL or the custom domain. */
   publicUrl: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /**
+   * One build's time limit (ENOT_BUILD_TIMEOUT_S): the CodeBuild project's timeout, what build jobs carry
+   * and what the reaper measures against. Every function gets it, so none can disagree with the project.
+   */
+  buildTimeoutS?: number;
 }
 
 /** The bucket prefixes 'blob:read' covers (GetObject, and ListBucket within them): packages, ERTS tarballs, build logs. */
 export const BLOB_READ_PREFIXES = ['artifacts/', 'erts/', 'logs/'] as const;
+
+/** What 'mail:send' allows on the sender identity (the same pair Mail.grantSend gives). */
+export const MAIL_SEND_ACTIONS = ['ses:SendEmail', 'ses:SendRawEmail'];
 
 const DATA_API_STATEMENT = ['rds-data:ExecuteStatement'];
 const DATA_API_TRANSACTIONS = [
@@ -85,12 +110,30 @@ export const GRANTS: Record<Grant, (resources: ServiceResources) => iam.PolicySt
       }),
     ];
   },
-  'queue:send': () => {
-    throw new Error("Grant 'queue:send' needs the build queue, which comes with the build-pipeline construct");
+  'queue:send': (r) => {
+    const queue = need(r.queue, 'queue:send', 'the build queue (from the build-pipeline construct)');
+    const statements = [new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] })];
+    // The pipeline's queue uses SQS-managed encryption; a queue under a customer key also needs the key.
+    if (queue.encryptionMasterKey) {
+      statements.push(new iam.PolicyStatement({
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: [queue.encryptionMasterKey.keyArn],
+      }));
+    }
+    return statements;
   },
   'secret:webhook': (r) => {
     const secret = need(r.webhookSecret, 'secret:webhook', 'the webhook secret');
     return [new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secret.secretArn] })];
+  },
+  'build:start': (r) => {
+    const project = need(r.buildProject, 'build:start', 'the CodeBuild project (from the build-pipeline construct)');
+    return [new iam.PolicyStatement({ actions: ['codebuild:StartBuild'], resources: [project.projectArn] })];
+  },
+  'mail:send': (r) => {
+    const sender = need(r.mailSender, 'mail:send', 'the mail sender (null when mail is off)');
+    if (sender === null) return [];
+    return [new iam.PolicyStatement({ actions: MAIL_SEND_ACTIONS, resources: [sender.identityArn] })];
   },
 };
 
@@ -159,10 +202,16 @@ export function serviceEnvironment(
     env.ENOT_ALLOWED_CLONE_URLS = settings.allowedCloneUrls.join(',');
     env.ENOT_PUBLIC_URL = settings.publicUrl;
     env.ENOT_LOG_LEVEL = settings.logLevel;
+    if (settings.buildTimeoutS !== undefined) env.ENOT_BUILD_TIMEOUT_S = String(settings.buildTimeoutS);
   }
   if (grants.includes('secret:webhook') && resources.webhookSecret) {
     env.ENOT_GIT_SECRET_ARN = resources.webhookSecret.secretArn;
   }
+  if (grants.includes('queue:send') && resources.queue) env.ENOT_QUEUE_URL = resources.queue.queueUrl;
+  if (grants.includes('build:start') && resources.buildProject) {
+    env.ENOT_BUILD_PROJECT = resources.buildProject.projectName;
+  }
+  if (grants.includes('mail:send') && resources.mailSender) env.ENOT_MAIL_FROM = resources.mailSender.address;
   return env;
 }
 

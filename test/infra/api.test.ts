@@ -1,9 +1,9 @@
 // The service stack's API: one function per route of the table, least-privilege grants, throttling, errors.
 import { existsSync } from 'node:fs';
 import { Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { routes, type Grant, type Route } from '#functions/routes.js';
+import { routes, workers, type Route } from '#functions/routes.js';
 import { DEFAULT_THROTTLING, GATEWAY_ERROR_BODIES, methodThrottling } from '../../infra/constructs/api.js';
 import { ServiceFunction } from '../../infra/constructs/service-function.js';
 import { defineApp } from '../../infra/define-app.js';
@@ -11,25 +11,8 @@ import { functionEntry } from '../../infra/paths.js';
 import { StatefulStack } from '../../infra/stateful-stack.js';
 import { StatelessStack } from '../../infra/stateless-stack.js';
 import {
-  actionsOf, functionLogicalId, policyOfFunction, resourcesOf, synthApp, unbundledApp,
+  actionsOf, functionLogicalId, impliedActions, policyOfFunction, resourcesOf, synthApp, unbundledApp,
 } from './app-fixture.js';
-
-/** What each grant must allow, written out here rather than read from infra so the two can disagree. */
-const IMPLIED_ACTIONS: Record<Grant, string[]> = {
-  'db:read': ['rds-data:ExecuteStatement', 'secretsmanager:GetSecretValue'],
-  'db:write': [
-    'rds-data:ExecuteStatement', 'rds-data:BeginTransaction', 'rds-data:CommitTransaction',
-    'rds-data:RollbackTransaction', 'secretsmanager:GetSecretValue',
-  ],
-  'blob:read': ['s3:GetObject', 's3:ListBucket'],
-  'queue:send': ['sqs:SendMessage'],
-  'secret:webhook': ['secretsmanager:GetSecretValue'],
-};
-const OWN_LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
-
-function impliedActions(grants: readonly Grant[]): string[] {
-  return [...new Set([...OWN_LOGS, ...grants.flatMap((g) => IMPLIED_ACTIONS[g])])].sort();
-}
 
 const importOf = (name: string) => ({ 'Fn::ImportValue': `EnotBuilderData-${name}` });
 const objectsUnder = (prefix: string) => ({ 'Fn::Join': ['', [importOf('BucketArn'), `/${prefix}`]] });
@@ -56,11 +39,10 @@ function resourcePath(resourceId: unknown): string {
 }
 
 describe('one Lambda function per route of functions/routes.ts', () => {
-  it('has exactly as many functions as routes, named after them', () => {
+  it('has exactly one function per route and per worker, named after them', () => {
     const functions = Object.values(resourcesOf(template, 'AWS::Lambda::Function'));
-    expect(functions).toHaveLength(routes.length);
     expect(functions.map((f) => f.Properties!.FunctionName).sort())
-      .toEqual(routes.map((r) => `EnotBuilderService-${r.name}`).sort());
+      .toEqual([...routes, ...workers].map((r) => `EnotBuilderService-${r.name}`).sort());
   });
 
   it('bundles each route from its entry module, on Node 22 arm64', () => {
@@ -144,10 +126,15 @@ describe('grants', () => {
     expect(list[0].Condition).toEqual({ StringLike: { 's3:prefix': ['artifacts/*', 'erts/*', 'logs/*'] } });
   });
 
-  it('lets no function of the service stack write to S3 or use SQS', () => {
+  it('lets no route function write to S3, and only the queue:send routes use SQS', () => {
+    for (const route of routes) {
+      const actions = actionsOf(policyOfFunction(template, functionLogicalId(template, `EnotBuilderService-${route.name}`)));
+      expect(actions.filter((a) => /^s3:(Put|Delete|\*)/.test(a)), route.name).toEqual([]);
+      expect(actions.filter((a) => a.startsWith('sqs:')), route.name)
+        .toEqual(route.grants.includes('queue:send') ? ['sqs:SendMessage'] : []);
+    }
     for (const policy of Object.values(resourcesOf(template, 'AWS::IAM::Policy'))) {
       const actions = actionsOf(policy.Properties!.PolicyDocument);
-      expect(actions.filter((a) => /^s3:(Put|Delete|\*)/.test(a) || a.startsWith('sqs:'))).toEqual([]);
       expect(actions.some((a) => a.endsWith(':*') || a === '*')).toBe(false);
     }
   });
@@ -173,9 +160,22 @@ describe('grants', () => {
     expect(env.ENOT_GIT_SECRET_ARN).toEqual(importOf('WebhookSecretArn'));
   });
 
-  it("refuses at synth a 'queue:send' grant, whose queue comes with the build pipeline", () => {
-    expect(() => serviceWith([route({ name: 'build', path: '/buildAsync', kind: 'build', grants: ['db:write', 'queue:send'] })]))
-      .toThrow(/queue:send.*build-pipeline/);
+  it("turns 'queue:send' into sending to the build queue only, and its URL in the environment", () => {
+    const t = serviceWith([route({ name: 'build', path: '/buildAsync', kind: 'build', grants: ['db:write', 'queue:send'] })]);
+    const fnId = functionLogicalId(t, 'Svc-build');
+    const document = policyOfFunction(t, fnId);
+    expect([...new Set(actionsOf(document))].sort()).toEqual(impliedActions(['db:write', 'queue:send']));
+    const send = document.Statement.find((s) => actionsOf({ Statement: [s] }).includes('sqs:SendMessage'));
+    const [queueId] = Object.keys(t.findResources('AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } }));
+    expect(send?.Resource).toEqual({ 'Fn::GetAtt': [queueId, 'Arn'] });
+    const env = resourcesOf(t, 'AWS::Lambda::Function')[fnId].Properties!.Environment.Variables;
+    expect(env.ENOT_QUEUE_URL).toEqual({ Ref: queueId });
+  });
+
+  it("refuses at synth a 'queue:send' grant without the build queue", () => {
+    const stack = new Stack(unbundledApp(), 'Bare');
+    expect(() => new ServiceFunction(stack, 'Fn', { entry: 'api/search.ts', grants: ['queue:send'], resources: {} }))
+      .toThrow(/queue:send.*build queue/);
   });
 
   it('refuses a grant whose resource the function was not given', () => {

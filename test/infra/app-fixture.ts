@@ -1,6 +1,7 @@
 // Builds the CDK app for the infra tests: both stacks, bundling skipped (the synth test bundles for real).
 import { App, type Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import type { Grant } from '#functions/routes.js';
 import { defineApp } from '../../infra/define-app.js';
 import type { ServiceOptionsInput } from '../../infra/options.js';
 
@@ -48,6 +49,28 @@ export function policyOfFunction(template: Template, fnLogicalId: string) {
     .filter((p) => (p.Properties!.Roles as { Ref: string }[]).some((r) => r.Ref === roleId));
   if (policies.length !== 1) throw new Error(`expected one policy for ${roleId}, found ${policies.length}`);
   return policies[0].Properties!.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown; Condition?: unknown }[] };
+}
+
+/** What each grant must allow, written out here rather than read from infra so the two can disagree. */
+export const IMPLIED_ACTIONS: Record<Grant, string[]> = {
+  'db:read': ['rds-data:ExecuteStatement', 'secretsmanager:GetSecretValue'],
+  'db:write': [
+    'rds-data:ExecuteStatement', 'rds-data:BeginTransaction', 'rds-data:CommitTransaction',
+    'rds-data:RollbackTransaction', 'secretsmanager:GetSecretValue',
+  ],
+  'blob:read': ['s3:GetObject', 's3:ListBucket'],
+  'queue:send': ['sqs:SendMessage'],
+  'secret:webhook': ['secretsmanager:GetSecretValue'],
+  'build:start': ['codebuild:StartBuild'],
+  'mail:send': ['ses:SendEmail', 'ses:SendRawEmail'],
+};
+
+/** Every function writes its own log group. */
+export const OWN_LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+
+/** The sorted, distinct actions `grants` imply, plus writing the function's own logs and `extra`. */
+export function impliedActions(grants: readonly Grant[], extra: readonly string[] = []): string[] {
+  return [...new Set([...OWN_LOGS, ...grants.flatMap((g) => IMPLIED_ACTIONS[g]), ...extra])].sort();
 }
 
 export type { Stack };

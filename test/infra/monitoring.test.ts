@@ -3,7 +3,7 @@ import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { routes } from '#functions/routes.js';
+import { routes, workers } from '#functions/routes.js';
 import { Monitoring } from '../../infra/constructs/monitoring.js';
 import { resourcesOf, synthApp, unbundledApp } from './app-fixture.js';
 
@@ -44,8 +44,8 @@ function mathOf(alarm: Alarm): { expression: string; metrics: string[] } {
 }
 
 describe('alarms', () => {
-  it('watches errors and throttles of every route function', () => {
-    for (const route of routes) {
+  it('watches errors and throttles of every route and worker function', () => {
+    for (const route of [...routes, ...workers]) {
       for (const [suffix, metric] of [['errors', 'Errors'], ['throttles', 'Throttles']] as const) {
         const alarm = alarms[`EnotBuilderService-${route.name}-${suffix}`];
         expect(alarm, `${route.name} ${suffix}`).toBeDefined();
@@ -100,8 +100,34 @@ describe('alarms', () => {
     expectExplained(alarm);
   });
 
+  it('alarms on the build pipeline\'s queues: dead letters, the oldest request, undelivered completion events', () => {
+    const queues = resourcesOf(template, 'AWS::SQS::Queue');
+    const queueOf = (alarm: Alarm) => (alarm.Properties.Dimensions as { Value: { 'Fn::GetAtt': [string, string] } }[])[0].Value['Fn::GetAtt'][0];
+    const [buildQueue] = Object.entries(queues).filter(([, q]) => q.Properties?.RedrivePolicy);
+    const deadLetterQueue = (buildQueue[1].Properties!.RedrivePolicy.deadLetterTargetArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const rules = Object.values(resourcesOf(template, 'AWS::Events::Rule'));
+    const eventDeadLetterQueues = rules.flatMap((r) => (r.Properties!.Targets as { DeadLetterConfig?: { Arn: { 'Fn::GetAtt': [string, string] } } }[])
+      .flatMap((t) => (t.DeadLetterConfig ? [t.DeadLetterConfig.Arn['Fn::GetAtt'][0]] : [])));
+    expect(eventDeadLetterQueues).toHaveLength(1);
+
+    const dead = alarms['EnotBuilderService-build-queue-dead-letters'];
+    expect(dead.Properties).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+    expect(queueOf(dead)).toBe(deadLetterQueue);
+    const age = alarms['EnotBuilderService-build-queue-age'];
+    expect(age.Properties).toMatchObject({ MetricName: 'ApproximateAgeOfOldestMessage', Threshold: 900 });
+    expect(queueOf(age)).toBe(buildQueue[0]);
+    const events = alarms['EnotBuilderService-build-events-dead-letters'];
+    expect(events.Properties).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+    expect(queueOf(events)).toBe(eventDeadLetterQueues[0]);
+    for (const alarm of [dead, age, events]) {
+      expectNotifiesTopic(alarm);
+      expectExplained(alarm);
+    }
+  });
+
   it('has no alarm beyond those, and none without an action', () => {
-    expect(Object.keys(alarms)).toHaveLength(routes.length * 2 + 3);
+    // Errors and throttles per function, 5xx rate, build failure rate, stuck builds, and the three queue alarms.
+    expect(Object.keys(alarms)).toHaveLength((routes.length + workers.length) * 2 + 3 + 3);
     for (const alarm of Object.values(alarms)) expectNotifiesTopic(alarm);
   });
 

@@ -16,6 +16,7 @@ describe('service options', () => {
       defaultOtpRelease: '25',
       allowedCloneUrls: ['https://github.com/'],
       logLevel: 'info',
+      buildTimeoutMinutes: 15,
       bucketAccessLogs: false,
     });
   });
@@ -30,6 +31,7 @@ describe('service options', () => {
       customDomain: '{"domainName":"builder.example.org","certificateArn":"arn:aws:acm:eu-west-1:1:certificate/x"}',
       bucketAccessLogs: 'true',
       logLevel: 'debug',
+      buildTimeoutMinutes: '30',
     });
     expect(options).toEqual({
       senderEmail: 'builds@example.org',
@@ -40,6 +42,7 @@ describe('service options', () => {
       customDomain: { domainName: 'builder.example.org', certificateArn: 'arn:aws:acm:eu-west-1:1:certificate/x' },
       bucketAccessLogs: true,
       logLevel: 'debug',
+      buildTimeoutMinutes: 30,
     });
   });
 
@@ -58,6 +61,10 @@ describe('service options', () => {
       .toThrow(/senderEmail.*otpReleases\.0: must be an OTP release/s);
     expect(() => resolveServiceOptions({ allowedCloneUrls: ['https://a/,b'] })).toThrow(/must not contain a comma/);
     expect(() => fromContext({ customDomain: '{not json' })).toThrow(/Invalid enot-builder settings/);
+    // CodeBuild's own bounds, in whole minutes.
+    expect(() => fromContext({ buildTimeoutMinutes: '4' })).toThrow(/buildTimeoutMinutes/);
+    expect(() => fromContext({ buildTimeoutMinutes: '2161' })).toThrow(/buildTimeoutMinutes/);
+    expect(() => fromContext({ buildTimeoutMinutes: '7.5' })).toThrow(/buildTimeoutMinutes/);
   });
 
   it('flows into the stacks: releases, clone URLs and log level reach every function', () => {

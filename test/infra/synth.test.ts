@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { routes } from '#functions/routes.js';
+import { routes, workers } from '#functions/routes.js';
 import { MIGRATIONS_DIR } from '#adapters/postgres/migrations.js';
 import { PROJECT_ROOT } from '../../infra/paths.js';
 
@@ -68,22 +68,37 @@ describe('npx cdk synth, offline', () => {
     expect(existsSync(join(PROJECT_ROOT, 'cdk.context.json'))).toBe(hadContextFile);
   });
 
-  it('bundles each route from its own entry module as ESM with a source map', () => {
+  it('bundles each route and worker from its own entry module as ESM with a source map', () => {
     const functions = Object.values(templateOf('EnotBuilderService').Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(routes.length);
-    for (const route of routes) {
+    const entries = [...routes, ...workers];
+    expect(functions).toHaveLength(entries.length);
+    for (const route of entries) {
       const fn = functions.find((f) => f.Properties.FunctionName === `EnotBuilderService-${route.name}`);
       expect(fn, route.name).toBeDefined();
       const dir = bundleOf(fn!);
       expect(readdirSync(dir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
       const map = JSON.parse(readFileSync(join(dir, 'index.mjs.map'), 'utf8')) as { sources: string[] };
       expect(map.sources.some((s) => s.endsWith(`functions/${route.entry}`)), route.entry).toBe(true);
-      // Only the entry of this route, not another's.
-      const otherEntries = routes.filter((r) => r.entry !== route.entry).map((r) => `functions/${r.entry}`);
+      // Only the entry of this function, not another's.
+      const otherEntries = entries.filter((r) => r.entry !== route.entry).map((r) => `functions/${r.entry}`);
       expect(map.sources.filter((s) => otherEntries.some((e) => s.endsWith(e)))).toEqual([]);
       const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
       expect(code.startsWith("import { createRequire as __enotCreateRequire } from 'node:module';")).toBe(true);
     }
+  });
+
+  it('stages the builder image from buildspec/ for the deploy to build, without building it', () => {
+    const assets = JSON.parse(readFileSync(join(outdir, 'EnotBuilderService.assets.json'), 'utf8')) as {
+      dockerImages: Record<string, { source: { directory: string; dockerFile?: string; platform?: string } }>;
+    };
+    const images = Object.values(assets.dockerImages ?? {});
+    expect(images).toHaveLength(1);
+    expect(images[0].source).toMatchObject({ platform: 'linux/amd64', dockerFile: 'buildspec/Dockerfile' });
+    const staged = join(outdir, images[0].source.directory);
+    expect(readFileSync(join(staged, 'buildspec', 'Dockerfile'), 'utf8'))
+      .toBe(readFileSync(join(PROJECT_ROOT, 'buildspec', 'Dockerfile'), 'utf8'));
+    // Not the rest of the repository: a change there must not rebuild the OTP releases.
+    expect(readdirSync(staged)).toEqual(['buildspec']);
   });
 
   it('ships the SQL migrations beside the migration function', () => {
