@@ -32,6 +32,12 @@ export const RUNNER_ENV = [
   'ENOT_UPLOAD_BUCKET',
 ] as const;
 
+/**
+ * How long a started build may wait for a machine before it runs (CodeBuild's queued timeout, when the
+ * account's concurrency is used up). The reaper counts it in before it calls a build lost.
+ */
+export const BUILDER_QUEUE_LIMIT_S = 1800;
+
 /** The files a build leaves in ENOT_OUT_DIR. `result.json` is always written, even for a failure. */
 export const BUILD_OUTPUT = {
   artifact: 'package.ep',

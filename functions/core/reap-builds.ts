@@ -1,6 +1,7 @@
 // The reaper: nothing stays in flight forever. Builds in flight long past the timeout lost their
 // completion (a crashed worker, a missed event) and are failed; builds queued too long are sent again
 // (the dispatcher's claim makes a duplicate harmless), and failed after a day.
+import { BUILDER_QUEUE_LIMIT_S } from './build-contract.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { BuildQueue, Store } from './ports.js';
 
@@ -11,8 +12,11 @@ export interface ReapDeps {
   config: { buildTimeoutS: number };
 }
 
-/** Time a finished build's report may take to arrive after its timeout (CodeBuild finalizing, event delivery). */
-export const COMPLETION_GRACE_S = 300;
+/**
+ * How long past its timeout a started build may still be waiting for a machine or reporting its end
+ * (the builder's queue limit, then finalizing and event delivery) before it counts as lost.
+ */
+export const COMPLETION_GRACE_S = BUILDER_QUEUE_LIMIT_S + 300;
 /** A queued build older than this is sent to the queue again. */
 export const RESEND_AFTER_S = 900;
 /** A queued build older than this is given up on. */

@@ -1,30 +1,66 @@
-// `npm start`: the whole service in one process on PORT, data in ENOT_DATA_DIR (PGlite unless DATABASE_URL).
-import { loadConfig } from '#functions/config.js';
+// `npm start`: the whole service in one process on PORT, data in ENOT_DATA_DIR (PGlite unless DATABASE_URL),
+// building with the Erlang/OTP installed here.
+import { join } from 'node:path';
+import { loadConfig, type Config } from '#functions/config.js';
+import { LocalBuildQueue } from '#adapters/queue/local-build-queue.js';
 import { buildDeps } from '#functions/wiring.js';
 import { processLogger } from '#http/log.js';
+import { startLocalBuilds, type WorkerLog } from './build-worker.js';
+import { detectLocalOtp, registerLocalErts } from './local-erlang.js';
 import { startLocalServer } from './server.js';
 
 /** How long a shutdown waits for in-flight requests before dropping them. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const loaded = loadConfig();
+  const log = processLogger(loaded.logLevel);
+  const workerLog: WorkerLog = {
+    info: (message, attributes) => log.info(message, attributes ?? {}),
+    warn: (message, attributes) => log.warn(message, attributes ?? {}),
+    error: (message, attributes) => log.error(message, attributes ?? {}),
+  };
+
+  const otp = await detectLocalOtp();
+  if (otp) log.info('building with the local Erlang/OTP', { release: otp.release, version: otp.version, root: otp.root });
+  else log.warn('no Erlang/OTP installed on this machine: the API answers, but every build will fail until `erl` is on PATH');
+  // The release requests get when they name none: the configured one, else the one installed here.
+  const config: Config = loaded.defaultErlVersion || !otp ? loaded : { ...loaded, defaultErlVersion: otp.release };
+  if (!config.defaultErlVersion) log.warn('no default OTP release: build requests must name erl_version');
+
   const deps = await buildDeps(config);
-  const log = processLogger(config.logLevel);
+  if (!(deps.queue instanceof LocalBuildQueue)) throw new Error('the local service needs the local build queue');
+
+  if (otp) {
+    try {
+      const registered = await registerLocalErts({ store: deps.store, blobs: deps.blobs, otp, scratchDir: join(config.dataDir, 'tmp') });
+      log.info(registered.kind === 'registered' ? 'registered the local ERTS' : 'the local ERTS is registered already', {
+        release: registered.erts.release, ertsVersion: registered.erts.ertsVersion,
+      });
+    } catch (error) {
+      log.warn('the local ERTS could not be registered; /download_erts will not serve it', {
+        release: otp.release, error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  const builds = await startLocalBuilds({ deps, queue: deps.queue, otp, log: workerLog });
   const server = await startLocalServer({ deps, port: config.port, host: config.host });
-  log.info('listening', { url: server.url, dataDir: config.dataDir });
+  log.info('listening', { url: server.url, dataDir: config.dataDir, buildConcurrency: config.buildConcurrency });
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info('stopping', { signal, inFlight: server.inFlight() });
+    log.info('stopping', { signal, inFlight: server.inFlight(), building: builds.builder.active() });
     const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
     try {
       await server.close();
     } finally {
       clearTimeout(grace);
     }
+    // Running builds are killed and queued again: the next start builds them.
+    await builds.stop();
     // PGlite must be closed, or what it has not flushed yet is lost.
     await deps.store.close();
     log.info('stopped');

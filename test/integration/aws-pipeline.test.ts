@@ -211,7 +211,7 @@ describe('CodeBuildBuilder (mocked CodeBuild call shapes)', () => {
     expect(overrides.map((v) => v.name).sort()).toEqual(Object.values(BUILD_ENV).sort());
     // Nothing of the service's own environment rides along.
     expect(JSON.stringify(input)).not.toMatch(/SECRET|PASSWORD|TOKEN_|DATABASE|AWS_|ENOT_DB_|GIT_SECRET/);
-    expect(Object.keys(input).sort()).toEqual(['environmentVariablesOverride', 'idempotencyToken', 'projectName', 'timeoutInMinutesOverride']);
+    expect(Object.keys(input).sort()).toEqual(['environmentVariablesOverride', 'idempotencyToken', 'projectName', 'queuedTimeoutInMinutesOverride', 'timeoutInMinutesOverride']);
   });
 
   it('keeps the timeout within what CodeBuild accepts', () => {

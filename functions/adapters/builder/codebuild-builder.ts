@@ -2,7 +2,7 @@
 // The end of a build comes back as an EventBridge event (codebuild-events.ts). The SDK is loaded on first use.
 import type { CodeBuildClient, CodeBuildClientConfig, StartBuildCommandInput } from '@aws-sdk/client-codebuild';
 import { createRequire } from 'node:module';
-import { buildEnvironment } from '#core/build-contract.js';
+import { BUILDER_QUEUE_LIMIT_S, buildEnvironment } from '#core/build-contract.js';
 import { BuilderBusyError, type BuildJob, type Builder } from '#core/ports.js';
 
 type CodeBuildSdk = typeof import('@aws-sdk/client-codebuild');
@@ -61,6 +61,8 @@ export class CodeBuildBuilder implements Builder {
         name, value, type: 'PLAINTEXT',
       })),
       timeoutInMinutesOverride: timeoutMinutes(job.timeoutS),
+      // Bounded, so a build waiting for a machine ends (and is reported) before the reaper would call it lost.
+      queuedTimeoutInMinutesOverride: BUILDER_QUEUE_LIMIT_S / 60,
       // A retry within CodeBuild's 5-minute token window (a lost answer, a requeue) returns the build the
       // first call started instead of starting a second one.
       idempotencyToken: job.buildId,
