@@ -1,11 +1,11 @@
-// GET /health: 200 when the database and the blob store answer in time, else 503 naming what failed.
+// GET /health: 200 when the database, the blob store and the build pipeline are fine, else 503 naming what failed.
 // API Gateway -> runHealthChecks -> Store + BlobStore.
-import { describeFailures, runHealthChecks, standardHealthChecks } from '#core/health.js';
+import { builderHealthCheck, describeFailures, runHealthChecks, standardHealthChecks } from '#core/health.js';
 import { endpoint } from '#http/endpoint.js';
 import { fail, ok, type HttpResult } from '#http/envelope.js';
 
 export const handler = endpoint({}, async ({ deps, log }) => {
-  const report = await runHealthChecks(standardHealthChecks(deps));
+  const report = await runHealthChecks([...standardHealthChecks(deps), builderHealthCheck(deps)]);
   for (const [name, check] of Object.entries(report.checks)) {
     if (!check.ok) log.error('health check failed', check.error, { check: name, reason: check.reason, ms: check.ms });
   }

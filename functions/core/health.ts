@@ -1,5 +1,6 @@
 // The health use case: named checks of the service's dependencies, run in parallel, each with a time limit.
-import type { BlobStore, Store } from './ports.js';
+import type { BlobStore, Builder, Store } from './ports.js';
+import { COMPLETION_GRACE_S } from './reap-builds.js';
 
 /** One dependency to check; `run` resolves when it is fine and throws (or hangs) when it is not. */
 export interface HealthCheck {
@@ -40,6 +41,34 @@ export function standardHealthChecks(ports: { store: Store; blobs: BlobStore }):
     { name: 'database', run: () => ports.store.ping() },
     { name: 'blobs', run: async () => { await ports.blobs.stat(HEALTH_PROBE_KEY); } },
   ];
+}
+
+/** An unhealthy state found by a check; its code is the public reason. */
+export class HealthProblem extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'HealthProblem';
+  }
+}
+
+/**
+ * The build pipeline: no build in flight past its timeout and the completion grace (the reaper fails
+ * those, so one left means the reaper or the completion path is down), and the builder, when this
+ * process has one that can tell, ready to build.
+ */
+export function builderHealthCheck(ports: {
+  store: Store; builder?: Builder; config: { buildTimeoutS: number };
+}, now: () => Date = () => new Date()): HealthCheck {
+  return {
+    name: 'builder',
+    run: async () => {
+      const limitS = ports.config.buildTimeoutS + COMPLETION_GRACE_S;
+      const before = new Date(now().getTime() - limitS * 1000);
+      const [stuck] = await ports.store.listBuildsOlderThan(['starting', 'running'], before, 1);
+      if (stuck) throw new HealthProblem('BuildsStuck', `build ${stuck.id} has been in flight for over ${limitS} s`);
+      await ports.builder?.check?.();
+    },
+  };
 }
 
 class CheckTimeout extends Error {}

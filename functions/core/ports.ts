@@ -182,6 +182,8 @@ export class BuilderBusyError extends Error {
 export interface Builder {
   /** Starts the build; returns the builder's own id for it. Throws BuilderBusyError to be retried later. */
   start(job: BuildJob): Promise<{ builderId: string }>;
+  /** Resolves when the builder can build now (GET /health); throws, with a `code`, when it cannot. */
+  check?(): Promise<void>;
 }
 
 export interface Mail {

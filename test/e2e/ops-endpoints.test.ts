@@ -160,7 +160,7 @@ describe('GET /health', () => {
     const body = await res.json() as { result: boolean; response: { status: string; checks: Record<string, { ok: boolean; ms: number }> } };
     expect(body.result).toBe(true);
     expect(body.response.status).toBe('ok');
-    expect(Object.keys(body.response.checks).sort()).toEqual(['blobs', 'database']);
+    expect(Object.keys(body.response.checks).sort()).toEqual(['blobs', 'builder', 'database']);
     for (const check of Object.values(body.response.checks)) {
       expect(Object.keys(check).sort()).toEqual(['ms', 'ok']);
       expect(check.ok).toBe(true);
