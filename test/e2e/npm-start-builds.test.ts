@@ -1,0 +1,220 @@
+// `npm start` building, killed and started again: builds queued over HTTP survive a SIGKILL or a SIGTERM of the
+// service mid-queue and all end succeeded after the next start (none lost, none stuck), and a killed service leaves
+// no build process behind. Also: without Erlang the service still answers, and builds fail saying why.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
+import { makeRepo, plainLibRepo, type ErlangRepo } from '#support/erlang-repos.js';
+
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+}
+
+const children = new Set<ChildProcess>();
+const cleanups: Array<() => Promise<void>> = [];
+
+/**
+ * Starts functions/local/main.ts the way `npm start` does (tsx), on `dataDir`, with DATABASE_URL when given
+ * (else PGlite in the data dir). `env` adds to or overrides the environment.
+ */
+async function start(dataDir: string, databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<Running> {
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) base[k] = v;
+  delete base.DATABASE_URL;
+  Object.assign(base, {
+    PORT: '0', ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'info', ENOT_RUNTIME: 'local', ENOT_BUILD_CONCURRENCY: '2',
+    ENOT_ALLOWED_CLONE_URLS: `${pathToFileURL(tmpdir()).href}/`,
+  }, databaseUrl ? { DATABASE_URL: databaseUrl } : {}, env);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
+    cwd: projectRoot, env: base, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${output}`)), 90_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      const listening = /"message":"listening".*?"url":"([^"]+)"/.exec(output);
+      if (listening) {
+        clearTimeout(timer);
+        resolve(listening[1]);
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => { output += c.toString('utf8'); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${output}`));
+    });
+  });
+  return { child, url, output: () => output };
+}
+
+/** Sends `signal` and resolves with the exit code (or the signal), failing past `ms`. */
+function kill(running: Running, signal: NodeJS.Signals, ms = 30_000): Promise<number | string | null> {
+  return new Promise((resolve, reject) => {
+    if (running.child.exitCode !== null) return resolve(running.child.exitCode);
+    const timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms:\n${running.output()}`)), ms);
+    running.child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      resolve(code ?? sig);
+    });
+    running.child.kill(signal);
+  });
+}
+
+interface SearchEntry { build_id: string; name: string; success: boolean }
+
+async function search(url: string, name: string): Promise<SearchEntry[]> {
+  const res = await fetch(`${url}/search?name=${encodeURIComponent(name)}`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { response: SearchEntry[] }).response;
+}
+
+/** Finished builds among `ids`, by id, as /search shows them. */
+async function finishedBuilds(url: string, ids: readonly string[]): Promise<Map<string, SearchEntry>> {
+  const found = new Map<string, SearchEntry>();
+  for (const entry of await search(url, 'npmq_')) if (ids.includes(entry.build_id)) found.set(entry.build_id, entry);
+  return found;
+}
+
+async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function runningCount(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^enot_builds\{status="running"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+}
+
+/** Processes still working in, or pointing at, a build scratch dir under `dataDir`. */
+async function buildProcesses(dataDir: string): Promise<number[]> {
+  const marker = join(dataDir, 'builds') + '/';
+  const found: number[] = [];
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) continue;
+      const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
+      const environ = await readFile(`/proc/${entry}/environ`).catch(() => Buffer.alloc(0));
+      if (`${cwd}/`.startsWith(marker) || environ.includes(marker)) found.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+let repos: ErlangRepo[] = [];
+
+beforeAll(async () => {
+  // Three builds that take a few seconds (their Makefile sleeps), three quick ones.
+  repos = await Promise.all([
+    makeRepo({ name: 'npmq_slow_a', recipe: ['sleep 3'] }),
+    makeRepo({ name: 'npmq_slow_b', recipe: ['sleep 3'] }),
+    makeRepo({ name: 'npmq_slow_c', recipe: ['sleep 3'] }),
+    plainLibRepo({ name: 'npmq_quick_a' }),
+    plainLibRepo({ name: 'npmq_quick_b' }),
+    plainLibRepo({ name: 'npmq_quick_c' }),
+  ]);
+});
+
+afterEach(() => {
+  // A failed assertion must not leave a server behind.
+  for (const child of children) child.kill('SIGKILL');
+});
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  await Promise.all(repos.map((r) => r.cleanup()));
+});
+
+/** A data dir and, when a Postgres server is configured, a database of its own. */
+async function freshService(): Promise<{ dataDir: string; databaseUrl?: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'enot-npm-start-builds-'));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  let db: TestDatabase | undefined;
+  if (TEST_DATABASE_URL) {
+    db = await createTestDatabase();
+    const created = db;
+    cleanups.push(() => created.drop());
+  }
+  return { dataDir, databaseUrl: db?.url };
+}
+
+describe.each(['SIGKILL', 'SIGTERM'] as const)('npm start killed with %s while building', (signal) => {
+  it('builds every queued build after the next start', async () => {
+    const { dataDir, databaseUrl } = await freshService();
+    const first = await start(dataDir, databaseUrl);
+    const ids: string[] = [];
+    for (const repo of repos) {
+      const res = await fetch(`${first.url}/buildAsync`, {
+        method: 'POST',
+        body: JSON.stringify({ full_name: repo.fullName, clone_url: repo.cloneUrl, versions: { ref: repo.tag }, notify_email: false }),
+      });
+      const text = await res.text();
+      expect(res.status, text).toBe(200);
+      ids.push((JSON.parse(text) as { response: { versions: { builds: { build_id: string }[] }[] } }).response.versions[0].builds[0].build_id);
+    }
+    // Mid-queue: some builds running, the rest waiting.
+    await waitFor('a build running', 60_000, async () => ((await runningCount(first.url)) > 0 ? true : undefined));
+    const doneBefore = await finishedBuilds(first.url, ids);
+    expect(doneBefore.size).toBeLessThan(ids.length);
+
+    const exit = await kill(first, signal);
+    if (signal === 'SIGTERM') expect(exit).toBe(0);
+    else expect(exit).toBe('SIGKILL');
+    // Nothing the killed service was building runs on (the builds' own watchdog, for SIGKILL).
+    await waitFor('no build process left', 15_000, async () => ((await buildProcesses(dataDir)).length === 0 ? true : undefined));
+
+    const second = await start(dataDir, databaseUrl);
+    const all = await waitFor('every build finished', 120_000, async () => {
+      const done = await finishedBuilds(second.url, ids);
+      return done.size === ids.length ? done : undefined;
+    });
+    for (const id of ids) expect(all.get(id), id).toMatchObject({ success: true });
+    expect(await runningCount(second.url)).toBe(0);
+    const metrics = await (await fetch(`${second.url}/metrics`)).text();
+    expect(metrics).toMatch(/^enot_builds\{status="queued"\} 0$/m);
+    expect(await kill(second, 'SIGTERM')).toBe(0);
+    expect(await readdir(join(dataDir, 'builds'))).toEqual([]);
+  }, 240_000);
+});
+
+describe('npm start without Erlang/OTP', () => {
+  it('answers the API, and fails builds saying that no Erlang/OTP is installed', async () => {
+    const { dataDir, databaseUrl } = await freshService();
+    // No erl anywhere on PATH (node is started by its full path).
+    const running = await start(dataDir, databaseUrl, { PATH: join(dataDir, 'no-bin') });
+    expect(running.output()).toContain('no Erlang/OTP installed on this machine');
+    const repo = repos[3];
+    const res = await fetch(`${running.url}/buildAsync`, {
+      method: 'POST',
+      body: JSON.stringify({ full_name: repo.fullName, clone_url: repo.cloneUrl, versions: { ref: repo.tag, erl_version: '25' }, notify_email: false }),
+    });
+    expect(res.status).toBe(200);
+    const id = ((await res.json()) as { response: { versions: { builds: { build_id: string }[] }[] } }).response.versions[0].builds[0].build_id;
+    const entry = await waitFor('the build failed', 30_000, async () => (await finishedBuilds(running.url, [id])).get(id));
+    expect(entry.success).toBe(false);
+    const log = await fetch(`${running.url}/build_log?build_id=${id}`);
+    expect(log.status).toBe(200);
+    expect(await log.text()).toContain('no Erlang/OTP installed on this machine');
+    expect(await (await fetch(`${running.url}/download_erts/25`)).text()).toBe('No such erlang');
+    expect(await kill(running, 'SIGTERM')).toBe(0);
+  }, 120_000);
+});
