@@ -125,9 +125,14 @@ function assertCloneUrlAllowed(url: string, settings: BuildRequestSettings, fiel
   if (problem) throw new ValidationError(`Validation failed: ${field} ${problem}`);
 }
 
-/** The default release, or an internal error: the runtime must set one at start (a 500, not the caller's fault). */
+/**
+ * The default release. Without one (a local service on a machine with no Erlang, and no
+ * ENOT_DEFAULT_ERL_VERSION) the caller can still name the release, so it is a 400 saying so.
+ */
 function defaultErlVersion(settings: BuildRequestSettings): string {
-  if (!settings.defaultErlVersion) throw new Error('no default OTP release configured');
+  if (!settings.defaultErlVersion) {
+    throw new ValidationError('Validation failed: erl_version is required: this service has no default OTP release');
+  }
   return settings.defaultErlVersion;
 }
 

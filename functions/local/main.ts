@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   }
 
   const builds = await startLocalBuilds({ deps, queue: deps.queue, otp, log: workerLog });
+  // GET /health asks it whether this machine can build.
+  deps.builder = builds.builder;
   const server = await startLocalServer({ deps, port: config.port, host: config.host });
   log.info('listening', { url: server.url, dataDir: config.dataDir, buildConcurrency: config.buildConcurrency });
 

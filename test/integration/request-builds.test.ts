@@ -322,11 +322,11 @@ describe.each(drivers)('build requests on $driver', ({ available, open }) => {
       expect(five.versions).toHaveLength(5);
     });
 
-    it('fails as an internal error when a version needs the default release and none is configured', async () => {
+    it('asks for erl_version when a version needs the default release and none is configured', async () => {
       const p = pkg();
       const attempt = requestBuilds(ports({ defaultErlVersion: undefined }), { pkg: p, cloneUrl: urlOf(p), versions: [{ ref: '1.0' }] });
-      await expect(attempt).rejects.toThrow('no default OTP release configured');
-      await expect(attempt).rejects.not.toBeInstanceOf(ValidationError);
+      await expect(attempt).rejects.toThrow('Validation failed: erl_version is required: this service has no default OTP release');
+      await expect(attempt).rejects.toBeInstanceOf(ValidationError);
       expect(await store.getRepository(p)).toBeNull();
       const named = await requestBuilds(ports({ defaultErlVersion: undefined }), {
         pkg: p, cloneUrl: urlOf(p), versions: [{ ref: '1.0', erlVersion: '26' }],

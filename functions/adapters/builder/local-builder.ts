@@ -11,6 +11,7 @@ import {
 } from '#core/build-contract.js';
 import type { BlobStore, Builder, BuildJob } from '#core/ports.js';
 import { parseBuildspec, phaseScript, type Buildspec } from './buildspec-phases.js';
+import { HealthProblem } from '#core/health.js';
 
 /** The Erlang/OTP installed here, as the builder needs it (functions/local/local-erlang.ts detects it). */
 export interface LocalOtpInfo {
@@ -98,6 +99,12 @@ export class LocalBuilder implements Builder {
       ...SYSTEM_PATH,
     ].filter((d, i, all) => all.indexOf(d) === i).join(':');
     this.killGraceMs = options.killGraceMs ?? 3000;
+  }
+
+  /** GET /health: this machine can build when an Erlang/OTP was found and the builder is not shutting down. */
+  async check(): Promise<void> {
+    if (!this.options.otp) throw new HealthProblem('NoErlang', NO_ERLANG_MESSAGE);
+    if (this.stopping) throw new HealthProblem('Stopping', 'the local builder is shutting down');
   }
 
   /** Builds running now (from start until their end has been reported). */
