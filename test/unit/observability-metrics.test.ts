@@ -46,7 +46,7 @@ describe('InMemoryMetrics', () => {
     m.duration('BuildDuration', Number.POSITIVE_INFINITY);
     const s = m.snapshot();
     expect(s.counters).toEqual({
-      BuildsQueued: 0, BuildsSucceeded: 0, BuildsFailed: 0, Downloads: 3, ErtsDownloads: 1, WebhookDeliveries: 0,
+      BuildsQueued: 0, BuildsSucceeded: 0, BuildsFailed: 0, Downloads: 3, ErtsDownloads: 1, WebhookDeliveries: 0, StuckBuilds: 0,
     });
     expect(s.durations.BuildDuration).toEqual({ count: 2, sumMs: 2000 });
   });
