@@ -29,7 +29,17 @@ export interface ReapReport {
   abandoned: string[];
 }
 
-export async function reapBuilds(deps: ReapDeps, now: Date = new Date()): Promise<ReapReport> {
+export interface ReapOptions {
+  now?: Date;
+  /**
+   * Fail builds queued for over GIVE_UP_AFTER_S (default true). The local worker says false: there a
+   * build waits only while the service is stopped, and the next start builds it.
+   */
+  giveUpOnQueued?: boolean;
+}
+
+export async function reapBuilds(deps: ReapDeps, options: ReapOptions | Date = {}): Promise<ReapReport> {
+  const { now = new Date(), giveUpOnQueued = true } = options instanceof Date ? { now: options } : options;
   const { store } = deps;
   const ago = (s: number) => new Date(now.getTime() - s * 1000);
   const limitS = deps.config.buildTimeoutS + COMPLETION_GRACE_S;
@@ -45,7 +55,8 @@ export async function reapBuilds(deps: ReapDeps, now: Date = new Date()): Promis
   if (failed.length > 0) deps.metrics.count('BuildsFailed', failed.length);
 
   const abandoned: string[] = [];
-  for (const build of await store.listBuildsOlderThan(['queued'], ago(GIVE_UP_AFTER_S), BATCH)) {
+  const overdue = giveUpOnQueued ? await store.listBuildsOlderThan(['queued'], ago(GIVE_UP_AFTER_S), BATCH) : [];
+  for (const build of overdue) {
     const done = await store.transitionBuild(build.id, ['queued'], 'failed', {
       message: `not started within ${GIVE_UP_AFTER_S / 3600} h of the request; ask for a rebuild`,
     });

@@ -150,7 +150,7 @@ export async function startBuildWorker(options: BuildWorkerOptions): Promise<Bui
 
   async function reap(): Promise<void> {
     try {
-      const report = await reapBuilds(deps);
+      const report = await reapBuilds(deps, { giveUpOnQueued: false });
       if (report.failed.length + report.abandoned.length > 0) log.warn('reaped stuck builds', { ...report });
     } catch (error) {
       log.error('reaping stuck builds failed', { error: errorText(error) });

@@ -3,10 +3,10 @@
 // the same library compiled by `erlc` alone; and the answer time of a repeated request (build once).
 // Runs inside `npm run bench`; `npx tsx test/bench/build-path.ts [--quick]` runs this section alone.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { cpus, devNull, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
@@ -67,6 +67,12 @@ export interface BuildPathMeasured {
   nodeStart: Timing;
   /** `erlc +debug_info -o ebin src/*.erl` in a clone. */
   rawCompile: Timing;
+  /**
+   * The compile step's commands run alone in a clone, as the step runs them: its helper escript compiling src/
+   * (without and with the sandbox), the sandbox probe, and the helper writing the .app. Sandbox rows are absent
+   * where bubblewrap does not work.
+   */
+  compilePieces: { helperCompile: Timing; sandboxProbe?: Timing; sandboxedCompile?: Timing; helperApp: Timing };
   /** POST /buildAsync of a new tag until GET /download/<id> has answered 200 with the package. */
   build: Timing;
   /** median(build) - median(rawCompile). */
@@ -303,6 +309,52 @@ async function readMarks(marksDir: string, buildId: string): Promise<Mark[]> {
   }).filter((m) => Number.isFinite(m.atMs));
 }
 
+// --- the compile step, piece by piece ---
+
+interface BuildScripts {
+  helper: string;
+  bwrapArgs(bindings: { writable: string[]; readOnly: string[]; cwd: string }, network: boolean): string[];
+}
+
+/** What the compile step uses, from the build scripts themselves (plain .mjs, hence loaded by path). */
+async function buildScripts(): Promise<BuildScripts> {
+  const dir = defaultScriptsDir();
+  const erlang = (await import(pathToFileURL(join(dir, 'erlang.mjs')).href)) as { HELPER_ESCRIPT: string };
+  const sandbox = (await import(pathToFileURL(join(dir, 'sandbox.mjs')).href)) as Pick<BuildScripts, 'bwrapArgs'>;
+  return { helper: erlang.HELPER_ESCRIPT, bwrapArgs: sandbox.bwrapArgs };
+}
+
+async function measureCompilePieces(sizes: BuildPathSizes, otp: LocalOtp, root: string, clone: string): Promise<BuildPathMeasured['compilePieces']> {
+  const scripts = await buildScripts();
+  const helper = join(root, 'helper.escript');
+  await writeFile(helper, scripts.helper);
+  const home = join(root, 'home');
+  const libs = join(home, '.enot-libs');
+  await mkdir(libs, { recursive: true });
+  await symlink(clone, join(libs, FIXTURE_NAME));
+  const escript = join(otp.root, 'bin', 'escript');
+  const env = { env: { PATH: `${join(otp.root, 'bin')}:${process.env.PATH ?? ''}`, HOME: home }, cwd: clone };
+  const compileArgs = [helper, 'compile', 'src', 'ebin', 'include', join(libs, FIXTURE_NAME, 'ebin')];
+  const fresh = () => rm(join(clone, 'ebin'), { recursive: true, force: true });
+
+  const helperCompile = timing(await repeat(sizes.repetitions, async () => {
+    await fresh();
+    await run(escript, compileArgs, env);
+  }));
+  const helperApp = timing(await repeat(sizes.repetitions, () =>
+    run(escript, [helper, 'app', join('src', `${FIXTURE_NAME}.app.src`), 'ebin', '1.0.0', FIXTURE_NAME, join(root, 'generated.app')], env)));
+
+  const args = scripts.bwrapArgs({ writable: [clone, home], readOnly: [helper, otp.root], cwd: clone }, false);
+  const works = await run('bwrap', [...args, 'true'], env).then(() => true, () => false);
+  if (!works) return { helperCompile, helperApp };
+  const sandboxProbe = timing(await repeat(sizes.repetitions, () => run('bwrap', [...args, 'true'], env)));
+  const sandboxedCompile = timing(await repeat(sizes.repetitions, async () => {
+    await fresh();
+    await run('bwrap', [...args, escript, ...compileArgs], env);
+  }));
+  return { helperCompile, sandboxProbe, sandboxedCompile, helperApp };
+}
+
 // --- the server and its builds ---
 
 interface Running {
@@ -430,6 +482,7 @@ async function measure(sizes: BuildPathSizes, otp: LocalOtp, say: (line: string)
       await mkdir(join(clone, 'ebin'));
       await run('erlc', ['+debug_info', '-o', 'ebin', ...erlFiles], { ...bare, cwd: clone });
     }));
+    const compilePieces = await measureCompilePieces(sizes, otp, root, clone);
     say(`  erl start ${erlStart.medianMs.toFixed(0)} ms, node start ${nodeStart.medianMs.toFixed(0)} ms, `
       + `erlc of ${fixtureInfo.modules} modules ${rawCompile.medianMs.toFixed(0)} ms (medians of ${sizes.repetitions})`);
 
@@ -548,6 +601,7 @@ async function measure(sizes: BuildPathSizes, otp: LocalOtp, say: (line: string)
       erlStart,
       nodeStart,
       rawCompile,
+      compilePieces,
       build,
       overheadMs: build.medianMs - rawCompile.medianMs,
       ratio: build.medianMs / rawCompile.medianMs,

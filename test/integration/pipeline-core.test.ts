@@ -380,4 +380,12 @@ describe('reapBuilds on a real store', () => {
     expect(metrics.snapshot().counters.BuildsFailed).toBe(1);
     expect(metrics.snapshot().counters.StuckBuilds).toBe(0);
   });
+
+  it('never gives up on a queued build for the local worker, where it waits only while the service is stopped', async () => {
+    const waiting = await queuedBuild(store, { createdAt: ago(GIVE_UP_AFTER_S * 3) });
+    const report = await reapBuilds({ store, queue, metrics: new InMemoryMetrics(), config: { buildTimeoutS: TIMEOUT_S } }, { now, giveUpOnQueued: false });
+    expect(report.abandoned).toEqual([]);
+    expect(report.resent).toContain(waiting.id);
+    expect((await store.getBuild(waiting.id))?.status).toBe('queued');
+  });
 });
