@@ -15,7 +15,7 @@ export function defineApp(app: App, input: ServiceOptionsInput = {}): { data: St
     bucketAccessLogs,
   });
   const service = new StatelessStack(app, STATELESS_STACK_NAME, {
-    description: 'enot-builder service: REST API, Lambda functions, mail, alarms and dashboard',
+    description: 'enot-builder service: REST API, Lambda functions, build queue and CodeBuild pipeline, mail, alarms and dashboard',
     ...serviceOptions,
     data: data.exports,
   });
