@@ -309,15 +309,22 @@ export function buildPathTable(b: BuildPathResult, targets: Target[]): Table {
   const overheadMissed = targets.find((t) => t.id === 'build:overhead' && !t.met);
   if (overheadMissed) {
     const vm = b.erlStart.medianMs;
-    const node = b.nodeStart.medianMs;
+    const check = stepMs('check');
+    const pieces = b.compilePieces;
+    const sandbox = pieces.sandboxProbe && pieces.sandboxedCompile
+      ? `the sandbox probe (${ms(pieces.sandboxProbe.medianMs)} ms), the helper escript compiling src/ in the sandbox (${ms(pieces.sandboxedCompile.medianMs)} ms)`
+      : `the helper escript compiling src/ (${ms(pieces.helperCompile.medianMs)} ms)`;
     notes.push(
-      `Why the overhead: ${steps.length} steps, each a node process (≈${ms(node)} ms to start here, ${ms(steps.length * node)} ms in all); `
-        + `release (${ms(stepMs('release'))} ms) starts \`erl\` once to find the installation (≈${ms(vm)} ms a VM start); `
-        + `compile (${ms(stepMs('compile'))} ms against ${ms(b.rawCompile.medianMs)} ms for erlc) probes bubblewrap, then runs the compile VM `
-        + `and a second VM for the .app; clone ${ms(stepMs('clone'))} ms, publish ${ms(stepMs('publish'))} ms.`,
-      'What would cut it locally: run the steps in one node process (`build.mjs all`, about '
-        + `${ms((steps.length - 1) * node)} ms), name the installation the service already detected (ENOT_OTP_INSTALLS: no probe VM, about ${ms(vm)} ms), `
-        + `and write the .app from the compile's own VM (about ${ms(vm)} ms).`,
+      `Why the overhead: each of the ${steps.length} steps is a node process (check, which does almost nothing, takes ${ms(check)} ms); `
+        + `release (${ms(stepMs('release'))} ms) starts \`erl\` to find the installation (a bare VM start: ${ms(vm)} ms); `
+        + `compile (${ms(stepMs('compile'))} ms, against ${ms(b.rawCompile.medianMs)} ms for erlc) is node, ${sandbox}, `
+        + `then the helper again for the .app (${ms(pieces.helperApp.medianMs)} ms: the escript is compiled at every start, -mode(compile)); `
+        + `clone ${ms(stepMs('clone'))} ms; and the runner's end after the last step (${ms(b.parts.toFinishedMs)} ms: the phase script's `
+        + 'watchdog loop, still in its `sleep 1`, is found through /proc, killed and waited for in 100 ms steps; then the outputs are stored and the result recorded).',
+      `What would cut it: the steps in one node process (\`build.mjs all\`, about ${ms((steps.length - 1) * check)} ms); `
+        + `the .app written by the compile's own VM (about ${ms(pieces.helperApp.medianMs)} ms); the installation the service already detected `
+        + `named to the build (ENOT_OTP_INSTALLS: no probe VM, about ${ms(stepMs('release') - check)} ms); the watchdog loop ended with the script `
+        + '(an EXIT trap), so the runner finds nothing left to wait for.',
     );
   }
   return {

@@ -5,7 +5,7 @@ import { sign } from '@octokit/webhooks-methods';
 import type { WebhookDefinition } from '@octokit/webhooks-examples';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,7 @@ import {
   FIXTURE_AUTHOR_EMAIL, brokenRepo, includePrivRepo, loadBeamsInErl, plainLibRepo, readEnotConfig, readEpEntries,
   rebar3LibRepo, slowRepo, type ErlangRepo,
 } from '#support/erlang-repos.js';
+import { buildProcesses } from '#support/build-processes.js';
 
 const run = promisify(execFile);
 const webhookExamples = createRequire(import.meta.url)('@octokit/webhooks-examples') as WebhookDefinition[];
@@ -139,24 +140,6 @@ async function mailAbout(buildId: string, ms = 10_000): Promise<string> {
   }
 }
 
-/** Processes still working in, or pointing at, a build scratch dir of this suite. */
-async function buildProcesses(): Promise<number[]> {
-  const marker = join(dataDir, 'builds') + '/';
-  const found: number[] = [];
-  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) continue;
-      const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
-      const environ = await readFile(`/proc/${entry}/environ`).catch(() => Buffer.alloc(0));
-      if (`${cwd}/`.startsWith(marker) || environ.includes(marker)) found.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return found;
-}
 
 // --- the suite ---
 
@@ -291,7 +274,7 @@ describe('builds of real repositories', () => {
     expect(await buildLog(ids.slow)).toContain(`[timed out after ${TIMEOUT_S} s]`);
     const mail = await mailAbout(ids.slow);
     expect(mail).toMatch(new RegExp(`Message: +timed out after ${TIMEOUT_S} s`));
-    expect(await buildProcesses()).toEqual([]);
+    expect(await buildProcesses(dataDir)).toEqual([]);
     expect(await readdir(join(dataDir, 'builds'))).toEqual([]);
   });
 

@@ -2,13 +2,14 @@
 // service mid-queue and all end succeeded after the next start (none lost, none stuck), and a killed service leaves
 // no build process behind. Also: without Erlang the service still answers, and builds fail saying why.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
 import { makeRepo, plainLibRepo, type ErlangRepo } from '#support/erlang-repos.js';
+import { buildProcesses } from '#support/build-processes.js';
 
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -101,24 +102,6 @@ async function runningCount(url: string): Promise<number> {
   return Number(/^enot_builds\{status="running"\} (\d+)$/m.exec(text)?.[1] ?? 0);
 }
 
-/** Processes still working in, or pointing at, a build scratch dir under `dataDir`. */
-async function buildProcesses(dataDir: string): Promise<number[]> {
-  const marker = join(dataDir, 'builds') + '/';
-  const found: number[] = [];
-  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) continue;
-      const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
-      const environ = await readFile(`/proc/${entry}/environ`).catch(() => Buffer.alloc(0));
-      if (`${cwd}/`.startsWith(marker) || environ.includes(marker)) found.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return found;
-}
 
 let repos: ErlangRepo[] = [];
 

@@ -4,7 +4,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import type { Build, BuildStatus, Repository, Version } from '#core/model.js';
-import type { Store } from '#core/ports.js';
 import { runMigrations, SqlStore } from '#adapters/postgres/open-store.js';
 import { createDataApiClient } from '#adapters/postgres/data-api-client.js';
 import { createPgClient } from '#adapters/postgres/pg-client.js';

@@ -4,10 +4,10 @@ import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat as statFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { pipeline } from 'node:stream/promises';
 import type { BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
 import { assertValidBlobKey, attachmentDisposition } from './blob-key.js';
+import { lazyRequire } from '#adapters/lazy-require.js';
 
 export interface S3BlobStoreOptions {
   /** A ready client (tests, custom credentials); else one is made from `clientConfig` on first use. */
@@ -21,22 +21,10 @@ export interface S3BlobStoreOptions {
 type S3Sdk = typeof import('@aws-sdk/client-s3');
 type Presigner = typeof import('@aws-sdk/s3-request-presigner');
 
-// The SDK packages are CommonJS. Required, they load in about a third of the CPU that import() takes
-// (no ESM wrapping of each of their modules), which is what a cold start feels. Required here, not
-// at the top, so only a function that touches a blob loads them.
-const requireCommonJs = createRequire(import.meta.url);
-let loadedSdk: S3Sdk | undefined;
-let loadedPresigner: Presigner | undefined;
-
-function s3Sdk(): S3Sdk {
-  loadedSdk ??= requireCommonJs('@aws-sdk/client-s3') as S3Sdk;
-  return loadedSdk;
-}
-
-function s3Presigner(): Presigner {
-  loadedPresigner ??= requireCommonJs('@aws-sdk/s3-request-presigner') as Presigner;
-  return loadedPresigner;
-}
+// Required on first use (lazy-require.ts): they load in about a third of the CPU that import() takes,
+// which is what a cold start feels, and only a function that touches a blob loads them.
+const s3Sdk = lazyRequire<S3Sdk>('@aws-sdk/client-s3');
+const s3Presigner = lazyRequire<Presigner>('@aws-sdk/s3-request-presigner');
 
 // User metadata (x-amz-meta-sha256), hex: what HeadObject hands back to stat().
 const SHA256_METADATA = 'sha256';

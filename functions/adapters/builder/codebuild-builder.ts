@@ -1,20 +1,13 @@
 // The Builder on CodeBuild (AWS runtime): one StartBuild per build, the job passed as environment overrides.
 // The end of a build comes back as an EventBridge event (codebuild-events.ts). The SDK is loaded on first use.
 import type { CodeBuildClient, CodeBuildClientConfig, StartBuildCommandInput } from '@aws-sdk/client-codebuild';
-import { createRequire } from 'node:module';
 import { BUILDER_QUEUE_LIMIT_S, buildEnvironment } from '#core/build-contract.js';
 import { BuilderBusyError, type BuildJob, type Builder } from '#core/ports.js';
+import { lazyRequire } from '#adapters/lazy-require.js';
 
 type CodeBuildSdk = typeof import('@aws-sdk/client-codebuild');
 
-// CommonJS, required rather than imported: cheaper to load, and only where builds start (see s3-blob-store.ts).
-const requireCommonJs = createRequire(import.meta.url);
-let loadedSdk: CodeBuildSdk | undefined;
-
-function codeBuildSdk(): CodeBuildSdk {
-  loadedSdk ??= requireCommonJs('@aws-sdk/client-codebuild') as CodeBuildSdk;
-  return loadedSdk;
-}
+const codeBuildSdk = lazyRequire<CodeBuildSdk>('@aws-sdk/client-codebuild');
 
 /** CodeBuild's bounds on timeoutInMinutesOverride. */
 export const CODEBUILD_TIMEOUT_MINUTES = { min: 5, max: 2160 } as const;

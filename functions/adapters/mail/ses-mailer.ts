@@ -1,19 +1,12 @@
 // The Mailer on SES (AWS runtime): a plain-text SendEmail from the stack's verified sender address.
 // The SDK is loaded on first use, not at import: only the completion worker ever mails.
 import type { SendEmailCommandInput, SESClient, SESClientConfig } from '@aws-sdk/client-ses';
-import { createRequire } from 'node:module';
 import type { Mail, Mailer } from '#core/ports.js';
+import { lazyRequire } from '#adapters/lazy-require.js';
 
 type SesSdk = typeof import('@aws-sdk/client-ses');
 
-// CommonJS, required rather than imported: cheaper to load, and only when a mail goes out (see s3-blob-store.ts).
-const requireCommonJs = createRequire(import.meta.url);
-let loadedSdk: SesSdk | undefined;
-
-function sesSdk(): SesSdk {
-  loadedSdk ??= requireCommonJs('@aws-sdk/client-ses') as SesSdk;
-  return loadedSdk;
-}
+const sesSdk = lazyRequire<SesSdk>('@aws-sdk/client-ses');
 
 export interface SesMailerOptions {
   /** The From address: an SES-verified identity (ENOT_MAIL_FROM). */

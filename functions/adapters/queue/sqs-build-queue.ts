@@ -1,19 +1,12 @@
 // The BuildQueue on SQS (AWS runtime): one message per build id, consumed by workers/start-build.
 // The SDK is loaded on first use, not at import: only the functions that queue builds ever send.
 import type { SQSClient, SQSClientConfig, SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
-import { createRequire } from 'node:module';
 import type { BuildQueue } from '#core/ports.js';
+import { lazyRequire } from '#adapters/lazy-require.js';
 
 type SqsSdk = typeof import('@aws-sdk/client-sqs');
 
-// CommonJS, required rather than imported: cheaper to load, and only when a build is queued (see s3-blob-store.ts).
-const requireCommonJs = createRequire(import.meta.url);
-let loadedSdk: SqsSdk | undefined;
-
-function sqsSdk(): SqsSdk {
-  loadedSdk ??= requireCommonJs('@aws-sdk/client-sqs') as SqsSdk;
-  return loadedSdk;
-}
+const sqsSdk = lazyRequire<SqsSdk>('@aws-sdk/client-sqs');
 
 /** SendMessageBatch takes at most this many entries. */
 export const SQS_BATCH_MAX = 10;

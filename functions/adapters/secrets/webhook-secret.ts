@@ -1,22 +1,15 @@
 // The GitHub webhook secret: GIT_SECRET locally, Secrets Manager on AWS (read on first use, then cached).
 // The SDK is loaded on first use, not at import: only /callback ever asks for the secret.
 import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
-import { createRequire } from 'node:module';
 import type { Config } from '#functions/config.js';
+import { lazyRequire } from '#adapters/lazy-require.js';
 
 /** Resolves the secret, or undefined when none is configured (then /callback refuses every delivery). */
 export type SecretReader = () => Promise<string | undefined>;
 
 type SecretsSdk = typeof import('@aws-sdk/client-secrets-manager');
 
-// CommonJS, required rather than imported: cheaper to load, and only when a secret is read (see s3-blob-store.ts).
-const requireCommonJs = createRequire(import.meta.url);
-let loadedSdk: SecretsSdk | undefined;
-
-function secretsSdk(): SecretsSdk {
-  loadedSdk ??= requireCommonJs('@aws-sdk/client-secrets-manager') as SecretsSdk;
-  return loadedSdk;
-}
+const secretsSdk = lazyRequire<SecretsSdk>('@aws-sdk/client-secrets-manager');
 
 /**
  * How long a read secret is trusted. A webhook secret is rotated by hand (a new value, then the hooks
