@@ -106,6 +106,11 @@ export type BuildPathResult = BuildPathMeasured | { measured: false; note: strin
 export interface BuildPathOptions {
   sizes: BuildPathSizes;
   log?: (line: string) => void;
+  /**
+   * Registers what must go even when the run is stopped before this returns (the caller's Ctrl-C handler);
+   * each is safe to run after this has cleaned up itself.
+   */
+  onCleanup?: (name: string, fn: () => Promise<void>) => void;
 }
 
 const POLL_MS = 20;
@@ -439,7 +444,7 @@ export async function measureBuildPath(options: BuildPathOptions): Promise<Build
   const otp = await detectLocalOtp();
   if (!otp) return { measured: false, note: 'not measured: no Erlang/OTP here (erl on PATH)' };
   try {
-    return await measure(options.sizes, otp, say);
+    return await measure(options.sizes, otp, say, options.onCleanup ?? (() => {}));
   } catch (error) {
     // The last section of a long run: its failure is reported, not allowed to lose the rest.
     say(`  build path failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
@@ -447,14 +452,18 @@ export async function measureBuildPath(options: BuildPathOptions): Promise<Build
   }
 }
 
-async function measure(sizes: BuildPathSizes, otp: LocalOtp, say: (line: string) => void): Promise<BuildPathMeasured> {
+async function measure(
+  sizes: BuildPathSizes, otp: LocalOtp, say: (line: string) => void, onCleanup: NonNullable<BuildPathOptions['onCleanup']>,
+): Promise<BuildPathMeasured> {
   const loadAverage = loadavg()[0];
   const root = await mkdtemp(join(tmpdir(), 'enot-bench-build-'));
+  onCleanup('remove the build path\'s temp dir', () => rm(root, { recursive: true, force: true }));
   let repo: ErlangRepo | undefined;
   let database: TestDatabase | undefined;
   let running: Running | undefined;
   try {
     repo = await gitRepo(FIXTURE_NAME, '1.0.0', FIXTURE_FILES);
+    onCleanup('remove the build path\'s fixture repository', repo.cleanup);
     const fixture = repo;
     const tags = Array.from({ length: sizes.repetitions }, (_, i) => `1.0.${i + 1}`);
     const queuedTag = '1.1.0';
@@ -490,7 +499,10 @@ async function measure(sizes: BuildPathSizes, otp: LocalOtp, say: (line: string)
     const dataDir = join(root, 'data');
     const marksDir = join(root, 'marks');
     await mkdir(marksDir, { recursive: true });
-    if (process.env.DATABASE_URL) database = await createTestDatabase();
+    if (process.env.DATABASE_URL) {
+      database = await createTestDatabase();
+      onCleanup('drop the build path\'s database', database.drop);
+    }
     const config = loadConfig({
       ENOT_DATA_DIR: dataDir,
       ENOT_LOG_LEVEL: 'silent',

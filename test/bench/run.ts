@@ -1,5 +1,5 @@
 // `npm run bench [-- --quick]`: the performance figures of the issue, measured in one run on this
-// machine (seeding, read path against ceilings and a peer, PGlite, scaling, Lambda cold start), printed
+// machine (seeding, read path against ceilings and a peer, PGlite, scaling, Lambda cold start, build path), printed
 // as tables and written to test/bench/results/ (full runs) or test/bench/.out/results/ (quick runs).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -317,7 +317,7 @@ async function main(): Promise<void> {
     });
   });
 
-  const buildPath = await section('Build path', () => measureBuildPath({ sizes: plan.buildPath, log }));
+  const buildPath = await section('Build path', () => measureBuildPath({ sizes: plan.buildPath, log, onCleanup }));
   if (!buildPath.measured) log(`  ${buildPath.note}`);
 
   const complete: BenchResults = {
