@@ -215,6 +215,48 @@ describe('FsBlobStore specifics', () => {
     await expect(blobs.put('a/../../escaped', 'x', 'text/plain')).rejects.toThrow(InvalidBlobKeyError);
     expect(existsSync(join(root, '..', 'escaped'))).toBe(false);
   });
+
+  describe('the memory of recent downloads', () => {
+    const dl = { contentType: 'application/x-tar', redirectStatus: 302 } as const;
+    async function body(store: FsBlobStore, key: string): Promise<Buffer | null> {
+      const res = await store.download(key, dl);
+      if (res === null) return null;
+      if (res.kind !== 'stream') throw new Error('expected a stream');
+      return readAll(res.body);
+    }
+
+    it('serves a repeated download from memory (the file is gone, the bytes still come), unless turned off', async () => {
+      const dir = await mkdtemp(join(scratch, 'recent-'));
+      const cached = new FsBlobStore(dir);
+      const uncached = new FsBlobStore(dir, { downloadCacheBytes: 0 });
+      const bytes = randomBytes(5000);
+      await cached.put('artifacts/r/hot.ep', bytes, 'application/x-tar');
+      expect(Buffer.compare((await body(cached, 'artifacts/r/hot.ep'))!, bytes)).toBe(0);
+      expect(Buffer.compare((await body(uncached, 'artifacts/r/hot.ep'))!, bytes)).toBe(0);
+      await rm(join(dir, 'artifacts/r/hot.ep'));
+      expect(Buffer.compare((await body(cached, 'artifacts/r/hot.ep'))!, bytes)).toBe(0);
+      expect(await body(uncached, 'artifacts/r/hot.ep')).toBeNull();
+    });
+
+    it('forgets a key that is written again', async () => {
+      const store = new FsBlobStore(await mkdtemp(join(scratch, 'recent-')));
+      await store.put('logs/r.log', 'first', 'text/plain');
+      expect((await body(store, 'logs/r.log'))?.toString()).toBe('first');
+      await store.put('logs/r.log', 'second', 'text/plain');
+      expect((await body(store, 'logs/r.log'))?.toString()).toBe('second');
+    });
+
+    it('keeps within its budget by dropping the least recently downloaded', async () => {
+      const dir = await mkdtemp(join(scratch, 'recent-'));
+      const store = new FsBlobStore(dir, { downloadCacheBytes: 2500 });
+      for (const name of ['a', 'b', 'c']) await store.put(`artifacts/lru/${name}.ep`, randomBytes(1000), 'application/x-tar');
+      for (const name of ['a', 'b', 'a', 'c']) await body(store, `artifacts/lru/${name}.ep`);
+      for (const name of ['a', 'b', 'c']) await rm(join(dir, `artifacts/lru/${name}.ep`));
+      expect(await body(store, 'artifacts/lru/a.ep')).not.toBeNull();
+      expect(await body(store, 'artifacts/lru/b.ep')).toBeNull();
+      expect(await body(store, 'artifacts/lru/c.ep')).not.toBeNull();
+    });
+  });
 });
 
 describe('S3BlobStore specifics', () => {

@@ -16,12 +16,67 @@ const WHOLE_READ_MAX_BYTES = 1024 * 1024;
 /** Read size when streaming a larger file: fewer reads and socket writes than the 64 kB default. */
 const STREAM_CHUNK_BYTES = 256 * 1024;
 
+/** Default memory for recently downloaded small blobs: packages are tens of kB, so a few thousand of them. */
+export const DOWNLOAD_CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The most recently downloaded small blobs, newest last (a Map keeps insertion order), up to a byte budget.
+ * Keys are immutable, so a cached body never goes stale; a put to a key drops it anyway.
+ */
+class RecentBlobs {
+  private readonly entries = new Map<string, Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string): Buffer | undefined {
+    const body = this.entries.get(key);
+    if (body) {
+      // Touched: it moves to the newest end.
+      this.entries.delete(key);
+      this.entries.set(key, body);
+    }
+    return body;
+  }
+
+  set(key: string, body: Buffer): void {
+    if (body.length > this.maxBytes) return;
+    this.delete(key);
+    this.entries.set(key, body);
+    this.bytes += body.length;
+    for (const [oldest, old] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(oldest);
+      this.bytes -= old.length;
+    }
+  }
+
+  delete(key: string): void {
+    const body = this.entries.get(key);
+    if (!body) return;
+    this.entries.delete(key);
+    this.bytes -= body.length;
+  }
+}
+
+export interface FsBlobStoreOptions {
+  /** Memory for recently downloaded blobs up to WHOLE_READ_MAX_BYTES each; 0 turns the cache off. */
+  downloadCacheBytes?: number;
+}
+
 export class FsBlobStore implements BlobStore {
-  constructor(private readonly rootDir: string) {}
+  // Serving a popular package from memory spares an open, a stat, a read and a close on the thread pool.
+  private readonly recent: RecentBlobs | null;
+
+  constructor(private readonly rootDir: string, options: FsBlobStoreOptions = {}) {
+    const budget = options.downloadCacheBytes ?? DOWNLOAD_CACHE_BYTES;
+    this.recent = budget > 0 ? new RecentBlobs(budget) : null;
+  }
 
   async put(key: string, body: Buffer | Uint8Array | string, _contentType: string): Promise<BlobInfo> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
+    this.recent?.delete(key);
     await this.writeAtomically(key, async (tempPath) => {
       const handle = await open(tempPath, 'wx');
       try {
@@ -37,6 +92,7 @@ export class FsBlobStore implements BlobStore {
   async putFile(key: string, path: string, _contentType: string): Promise<BlobInfo> {
     const hash = createHash('sha256');
     let size = 0;
+    this.recent?.delete(key);
     await this.writeAtomically(key, async (tempPath) => {
       // flush: fsync before close, like put's handle.sync().
       const out = createWriteStream(tempPath, { flags: 'wx', flush: true });
@@ -81,8 +137,11 @@ export class FsBlobStore implements BlobStore {
    * is streamed from its descriptor, which the stream closes when it ends or is destroyed.
    */
   async download(key: string, options: DownloadOptions): Promise<DownloadResponse | null> {
-    const opened = await openBlob(this.pathOf(key));
+    const path = this.pathOf(key);
+    const cached = this.recent?.get(key);
+    const opened = cached ? { bytes: cached } : await openBlob(path);
     if (!opened) return null;
+    if (!cached && 'bytes' in opened) this.recent?.set(key, opened.bytes);
     const body = 'bytes' in opened
       ? inMemoryStream(opened.bytes)
       // Up to the size seen, in large chunks; `end` also spares the read that would only find EOF.
