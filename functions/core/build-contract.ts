@@ -38,6 +38,25 @@ export const RUNNER_ENV = [
  */
 export const BUILDER_QUEUE_LIMIT_S = 1800;
 
+/**
+ * On AWS, where each goes: presigned PUT URLs for the build's own three keys (buildBlobKeys), made by the
+ * dispatcher, so the build's role needs no S3 write and one build can never overwrite another's files.
+ * publish PUTs each file that exists with the Content-Type below (the signature covers it). Unset
+ * locally, where the local builder uploads through the BlobStore.
+ */
+export const UPLOAD_URL_ENV = {
+  artifact: 'ENOT_PUT_ARTIFACT_URL',
+  log: 'ENOT_PUT_LOG_URL',
+  result: 'ENOT_PUT_RESULT_URL',
+} as const;
+
+/** The Content-Type each output is uploaded (and signed) with. */
+export const OUTPUT_CONTENT_TYPES = {
+  artifact: 'application/x-tar',
+  log: 'text/plain; charset=utf-8',
+  result: 'application/json',
+} as const;
+
 /** The files a build leaves in ENOT_OUT_DIR. `result.json` is always written, even for a failure. */
 export const BUILD_OUTPUT = {
   artifact: 'package.ep',
