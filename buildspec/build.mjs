@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// The build, one step per process as buildspec.yml calls them: check, clone, release, compile, package, publish
-// (`all` runs them in turn, for a person at a terminal). Steps hand over through files under ENOT_WORK_DIR; a step
-// that fails records why and exits 0, later steps do nothing, and publish always writes result.json. A non-zero exit
-// means the builder itself broke. The contract (env in, files out) is functions/core/build-contract.ts.
+// The build's steps: check, clone, release, compile, package, publish, as buildspec.yml calls them, several to a
+// process (`node build.mjs check clone release`: one node start per phase, not per step) or one at a time (`all`
+// runs them all, publish included after a failure, for a person at a terminal). Steps hand over through files under
+// ENOT_WORK_DIR whether or not they share a process; a step that fails records why and exits 0, later steps do
+// nothing, and publish always writes result.json. A non-zero exit means the builder itself broke. The contract (env
+// in, files out) is functions/core/build-contract.ts.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +14,7 @@ import {
   BuildFailure, BuildLog, childEnv, echo, errorLine, isInside, loadState, oneLine, readSettings, run, saveState,
   stopChildren, which,
 } from './common.mjs';
-import { HELPER_ESCRIPT, PROBE_EVAL, parseHelperAnswer, pickRelease, readOtpVersion } from './erlang.mjs';
+import { HELPER_ANSWER_PREFIX, HELPER_ESCRIPT, PROBE_EVAL, parseHelperAnswer, pickRelease, readOtpVersion } from './erlang.mjs';
 import { bwrapArgs, chooseSandbox } from './sandbox.mjs';
 import { readNoFollow, writeTar } from './tar.mjs';
 
@@ -160,7 +162,10 @@ async function clone({ settings, log, state }) {
 
 // ---- release -----------------------------------------------------------------------------------------------------
 
-/** The OTP installations this builder has: ENOT_OTP_INSTALLS' subdirectories, else the erl on PATH. */
+/**
+ * The OTP installations this builder has: ENOT_OTP_INSTALLS' subdirectories, else the one the runner named
+ * (ENOT_OTP_ROOT, with ENOT_OTP_VERSION or its releases/<rel>/OTP_VERSION), else the erl on PATH (asked by starting it).
+ */
 async function findInstalls(settings, log) {
   if (settings.otpInstalls) {
     let names = [];
@@ -175,6 +180,12 @@ async function findInstalls(settings, log) {
         const root = path.join(settings.otpInstalls, name);
         return { name, root, bin: path.join(root, 'bin'), version: readOtpVersion(root) || name };
       });
+  }
+  if (settings.otpRoot && isExecutable(path.join(settings.otpRoot, 'bin', 'erl'))) {
+    const root = settings.otpRoot;
+    const named = /^[0-9][0-9A-Za-z.-]*$/.test(settings.otpVersion) ? settings.otpVersion : '';
+    const version = named || readOtpVersion(root);
+    if (version) return [{ name: version, root, bin: path.join(root, 'bin'), version }];
   }
   const erl = which('erl', settings.basePath);
   if (!erl) return [];
@@ -230,12 +241,12 @@ async function compile({ settings, log, state }) {
   state.sandboxed = Boolean(sandbox.bwrap);
 
   /** Runs one tool command, inside the sandbox when there is one; network only when fetching dependencies. */
-  const exec = (command, args, { network = false } = {}) => {
+  const exec = (command, args, { network = false, answerPrefix = '' } = {}) => {
     const shownArgs = args.map((a) => (a === helper ? 'helper.escript' : a));
     const where = sandbox.bwrap ? (network ? '  [sandbox, network on to fetch]' : '  [sandbox]') : '';
     log.line(`$ ${path.basename(command)} ${shownArgs.join(' ')}${where}`);
-    if (!sandbox.bwrap) return run(log, command, args, { cwd: repo, env });
-    return run(log, sandbox.bwrap, [...bwrapArgs(bindings, network), command, ...args], { cwd: repo, env });
+    if (!sandbox.bwrap) return run(log, command, args, { cwd: repo, env, answerPrefix });
+    return run(log, sandbox.bwrap, [...bwrapArgs(bindings, network), command, ...args], { cwd: repo, env, answerPrefix });
   };
   const failed = (tool, result, what = 'compile failed') => {
     const how = result.signal ? `killed by ${result.signal}` : `exited ${result.code}`;
@@ -255,6 +266,8 @@ async function compile({ settings, log, state }) {
   // enot builds its own projects (and fetches their deps itself, so it gets the network); when it fails, the
   // project's other build files get their turn.
   let built = false;
+  /** The plain build's .app (name, vsn, text), from the compile's own helper run. */
+  let plainApp = null;
   if (enot && has('enot_config.json')) {
     const result = await exec(enot, ['package'], { network: true });
     if (result.code === 0 && hasBeams(path.join(repo, 'ebin'))) {
@@ -282,9 +295,21 @@ async function compile({ settings, log, state }) {
     const result = await exec(make, []);
     if (result.code !== 0) throw failed('make', result);
   } else if (!built) {
+    // One VM compiles and then answers the .app's name, vsn and text, written below by this process. That VM ran the
+    // repository's code (parse transforms), so the answers are the package's own word about itself, like its
+    // .app.src: the package's metadata and nothing more, the name checked before it names the file.
     const escript = path.join(state.otpBin, 'escript');
-    const result = await exec(escript, [helper, 'compile', 'src', 'ebin', 'include', path.join(libs, appName, 'ebin')]);
+    const args = [
+      helper, 'build', 'src', 'ebin', 'include', path.join(libs, appName, 'ebin'),
+      appSrc ? path.join(repo, appSrc) : '', settings.job.ref, appName,
+    ];
+    const result = await exec(escript, args, { answerPrefix: HELPER_ANSWER_PREFIX });
+    if (result.code === 3) throw new BuildFailure('compile', `reading the application file failed: ${errorLine(result.lines)}`, { tool });
     if (result.code !== 0) throw failed('erlc', result);
+    plainApp = parseHelperAnswer(result.answers);
+    if (typeof plainApp.app !== 'string' || plainApp.app === '') {
+      throw new BuildFailure('compile', 'the Erlang compiler ran but gave no application file', { tool });
+    }
   }
 
   const ebin = findEbin(repo, tool, appName, settings.job.name);
@@ -296,17 +321,26 @@ async function compile({ settings, log, state }) {
   let info;
   if (tool === 'erlc' || appFiles.length === 0) {
     // The plain build makes ebin/<app>.app itself: modules filled in, a non-string vsn ({vsn, git}) set to the ref.
-    const source = appSrc ? path.join(repo, appSrc) : appFiles.length ? path.join(ebin, appFiles[0]) : '';
-    const generated = path.join(settings.stateDir, 'generated.app');
-    fs.rmSync(generated, { force: true });
-    info = await runHelper(settings, state, helper, ['app', source, ebin, settings.job.ref, appName, generated], log);
+    // For erlc the compile's helper run answered it already; otherwise the helper makes it now, outside the sandbox.
+    let text;
+    if (plainApp) {
+      info = plainApp;
+      text = Buffer.from(plainApp.app, 'utf8');
+    } else {
+      const source = appSrc ? path.join(repo, appSrc) : appFiles.length ? path.join(ebin, appFiles[0]) : '';
+      const generated = path.join(settings.stateDir, 'generated.app');
+      fs.rmSync(generated, { force: true });
+      info = await runHelper(settings, state, helper, ['app', source, ebin, settings.job.ref, appName, generated], log);
+      text = fs.readFileSync(generated);
+    }
     if (!/^[A-Za-z][A-Za-z0-9_@]*$/.test(info.name ?? '')) {
       throw new BuildFailure('compile', `the application name ${JSON.stringify(oneLine(info.name ?? '', 80))} is not a plain atom`, { tool });
     }
-    // Written here rather than by the helper: whatever the compile left at that path (a link, say) is replaced.
+    // Written here rather than by the helper (which, for erlc, ran in the sandbox with the repository's code): whatever
+    // the compile left at that path (a link, say) is replaced.
     const target = path.join(ebin, `${info.name}.app`);
     fs.rmSync(target, { force: true, recursive: true });
-    fs.writeFileSync(target, fs.readFileSync(generated), { flag: 'wx' });
+    fs.writeFileSync(target, text, { flag: 'wx' });
   } else {
     const appFile = appFiles.includes(`${appName}.app`) ? `${appName}.app` : appFiles[0];
     info = await runHelper(settings, state, helper, ['appinfo', path.join(ebin, appFile)], log);
@@ -735,9 +769,13 @@ function readSmallFile(file) {
   }
 }
 
+/**
+ * `node build.mjs <step>...`: the steps in turn in this one process, as if each were its own command of a phase:
+ * the first that exits non-zero (the builder broke) ends the command with its code, and the rest do not run.
+ * The steps still hand over through the state files, so each can also run alone.
+ */
 async function main(argv) {
-  const step = argv[0] ?? '';
-  if (step === 'all') {
+  if (argv.length === 1 && argv[0] === 'all') {
     for (const name of STEP_ORDER) {
       const code = await runStep(name);
       if (code !== 0 && name !== 'publish') return runStep('publish').then(() => code);
@@ -745,11 +783,15 @@ async function main(argv) {
     }
     return 0;
   }
-  if (!Object.hasOwn(STEPS, step)) {
-    process.stderr.write(`usage: node build.mjs ${STEP_ORDER.join('|')}|all\n`);
+  if (argv.length === 0 || !argv.every((step) => Object.hasOwn(STEPS, step))) {
+    process.stderr.write(`usage: node build.mjs <step>... (steps: ${STEP_ORDER.join(' ')}) | all\n`);
     return 2;
   }
-  return runStep(step);
+  for (const step of argv) {
+    const code = await runStep(step);
+    if (code !== 0) return code;
+  }
+  return 0;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -7,6 +7,8 @@ import path from 'node:path';
 const DEFAULT_LOG_MAX_BYTES = 1048576;
 /** Lines of a child's output kept in memory to pick an error message from. */
 const TAIL_LINES = 400;
+/** What a child's answers (see run's answerPrefix) may add up to; past it they are dropped. */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
 /** A failure of the package being built (not of the builder): recorded in result.json, the build goes on to publish. */
 export class BuildFailure extends Error {
@@ -37,6 +39,9 @@ export function readSettings(env = process.env) {
     logFile: path.join(outDir, 'build.log'),
     logMaxBytes: Number.isSafeInteger(parsedMax) && parsedMax > 0 ? parsedMax : DEFAULT_LOG_MAX_BYTES,
     otpInstalls: env.ENOT_OTP_INSTALLS ? path.resolve(env.ENOT_OTP_INSTALLS) : '',
+    // The runner's own OTP when it knows it (the local builder): the release step then need not start a VM to ask.
+    otpRoot: env.ENOT_OTP_ROOT ? path.resolve(env.ENOT_OTP_ROOT) : '',
+    otpVersion: env.ENOT_OTP_VERSION ?? '',
     sandbox: (env.ENOT_SANDBOX || 'auto').toLowerCase(),
     uploadBucket: env.ENOT_UPLOAD_BUCKET || '',
     basePath: env.PATH || '/usr/local/bin:/usr/bin:/bin',
@@ -156,9 +161,11 @@ export function oneLine(text, max = 300) {
 /**
  * Runs a program (argv, no shell) with its stdout and stderr streamed into the log.
  * Resolves with the exit code (127 when it could not start) and the last lines of its output.
- * @returns {Promise<{ code: number, signal: string | null, lines: string[], error?: string }>}
+ * `answerPrefix`: stdout lines starting with it and a tab are the program's answers, not output: they are kept
+ * (without the prefix and tab) in `answers`, and neither logged nor captured.
+ * @returns {Promise<{ code: number, signal: string | null, lines: string[], output?: string, answers: string, error?: string }>}
  */
-export function run(log, command, args, { cwd, env, quiet = false, capture = false } = {}) {
+export function run(log, command, args, { cwd, env, quiet = false, capture = false, answerPrefix = '' } = {}) {
   return new Promise((resolve) => {
     const lines = [];
     let partial = '';
@@ -176,7 +183,7 @@ export function run(log, command, args, { cwd, env, quiet = false, capture = fal
     try {
       child = spawn(command, args, { cwd, env, shell: false, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
-      resolve({ code: 127, signal: null, lines: [], error: errorText(err) });
+      resolve({ code: 127, signal: null, lines: [], answers: '', error: errorText(err) });
       return;
     }
     running.add(child);
@@ -185,17 +192,39 @@ export function run(log, command, args, { cwd, env, quiet = false, capture = fal
       if (capture) captured += chunk.toString('utf8');
       if (!quiet) log.write(chunk);
     };
-    child.stdout.on('data', onData);
+    // With answers to pick out, stdout goes on line by line (whole lines: a chunk may end inside one).
+    const tag = answerPrefix ? Buffer.from(`${answerPrefix}\t`) : null;
+    let answers = '';
+    let pending = Buffer.alloc(0);
+    const sortLine = (line) => {
+      const answer = tag && line.subarray(0, tag.length).equals(tag);
+      if (answer && answers.length + line.length <= MAX_ANSWER_BYTES) answers += line.subarray(tag.length).toString('utf8');
+      else if (!answer) onData(line);
+    };
+    const onStdout = (chunk) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      for (let end = pending.indexOf(0x0a); end >= 0; end = pending.indexOf(0x0a)) {
+        sortLine(pending.subarray(0, end + 1));
+        pending = pending.subarray(end + 1);
+      }
+      // A line that never ends is output, not an answer: it goes on as it comes.
+      if (pending.length > MAX_ANSWER_BYTES) {
+        onData(pending);
+        pending = Buffer.alloc(0);
+      }
+    };
+    child.stdout.on('data', tag ? onStdout : onData);
     child.stderr.on('data', onData);
     child.on('error', (err) => {
       running.delete(child);
-      resolve({ code: 127, signal: null, lines, error: errorText(err) });
+      resolve({ code: 127, signal: null, lines, answers, error: errorText(err) });
     });
     child.on('close', (code, signal) => {
       running.delete(child);
+      if (pending.length) sortLine(pending);
       if (partial) lines.push(partial);
       if (!quiet && partial && !log.truncated) log.write('\n');
-      resolve({ code: code ?? 128, signal, lines, output: captured });
+      resolve({ code: code ?? 128, signal, lines, output: captured, answers });
     });
   });
 }

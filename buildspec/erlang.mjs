@@ -4,20 +4,32 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { compareVersions } from './common.mjs';
 
-/** The escript, written to the work dir by the compile step. Answers are `key<TAB>hex(utf8 value)` lines. */
+/** Starts each answer line of the helper's `build` command (one its compiler output is unlikely to hold). */
+export const HELPER_ANSWER_PREFIX = 'enot-helper-answer';
+
+/**
+ * The escript, written to the work dir by the compile step. Answers are `key<TAB>hex(utf8 value)` lines; `build`'s
+ * come after its compiler output, each line starting with HELPER_ANSWER_PREFIX and a tab.
+ */
 export const HELPER_ESCRIPT = String.raw`%% enot-builder helper: compile a plain project, write or read an .app file, list rebar.config deps.
 %% Called as: escript helper.escript <command> <args...>
--mode(compile).
+%% Interpreted, not compiled: the work is done by compile:file and file:consult, and compiling this script at every
+%% start cost more than interpreting the little of it that runs.
+-mode(interpret).
 
 main(["compile", SrcDir, Ebin, Include, LibEbin]) -> compile_all(SrcDir, Ebin, Include, LibEbin);
+main(["build", SrcDir, Ebin, Include, LibEbin, AppSrc, Ref, Fallback]) ->
+    compile_all(SrcDir, Ebin, Include, LibEbin),
+    build_answer(AppSrc, Ebin, Ref, Fallback);
 main(["app", AppSrc, Ebin, Ref, Fallback, Out]) -> write_app(AppSrc, Ebin, Ref, Fallback, Out);
 main(["appinfo", AppFile]) -> app_info(AppFile);
 main(["deps", Config]) -> deps(Config);
-main(_) -> fail("usage: helper.escript compile|app|appinfo|deps ...", []).
+main(_) -> fail("usage: helper.escript compile|build|app|appinfo|deps ...", []).
 
+%% Exit status 3: a problem with an application or config file (1 is a compile error).
 fail(Format, Args) ->
     io:format(standard_error, "~ts~n", [io_lib:format(Format, Args)]),
-    halt(1).
+    halt(3).
 
 hex(Chars) ->
     Bin = unicode:characters_to_binary(Chars),
@@ -76,6 +88,30 @@ loc(_) -> "".
 %% ---- app: <name>.app (written to Out) from an .app.src (or from nothing), with modules filled in from Ebin and a
 %% non-string vsn replaced by the ref.
 write_app(AppSrc, Ebin, Ref, Fallback, Out) ->
+    {Name, Vsn, Text} = app_term(AppSrc, Ebin, Ref, Fallback),
+    ok = file:write_file(Out, Text),
+    answer("name", atom_to_list(Name)),
+    answer("vsn", Vsn).
+
+%% ---- build: after compile_all, the .app as write_app makes it, but as answers (the text hex-encoded too): the build
+%% writes the file itself, outside the sandbox this runs in. Without an .app.src the first regular ebin/*.app is the
+%% source, as for the app command.
+build_answer(AppSrc0, Ebin, Ref, Fallback) ->
+    AppSrc = case AppSrc0 of
+                 "" ->
+                     Regular = [F || F <- lists:sort(filelib:wildcard("*.app", Ebin)),
+                                     {ok, I} <- [file:read_link_info(filename:join(Ebin, F))], element(3, I) =:= regular],
+                     case Regular of [First | _] -> filename:join(Ebin, First); [] -> "" end;
+                 _ -> AppSrc0
+             end,
+    {Name, Vsn, Text} = app_term(AppSrc, Ebin, Ref, Fallback),
+    Tagged = fun(Key, Value) -> io:format("${HELPER_ANSWER_PREFIX}\t~s\t~s~n", [Key, hex(Value)]) end,
+    Tagged("name", atom_to_list(Name)),
+    Tagged("vsn", Vsn),
+    Tagged("app", Text).
+
+%% {Name, Vsn, the .app file's text}.
+app_term(AppSrc, Ebin, Ref, Fallback) ->
     {Name, Props0} =
         case AppSrc of
             "" ->
@@ -95,9 +131,7 @@ write_app(AppSrc, Ebin, Ref, Fallback, Out) ->
           end,
     Props = lists:keystore(modules, 1, lists:keystore(vsn, 1, Props0, {vsn, Vsn}), {modules, Mods}),
     Text = io_lib:format("~tp.~n", [{application, Name, Props}]),
-    ok = file:write_file(Out, unicode:characters_to_binary(["%% coding: utf-8\n", Text])),
-    answer("name", atom_to_list(Name)),
-    answer("vsn", Vsn).
+    {Name, Vsn, unicode:characters_to_binary(["%% coding: utf-8\n", Text])}.
 
 app_info(AppFile) ->
     case file:consult(AppFile) of
@@ -116,7 +150,7 @@ deps(Config) ->
     case file:consult(Config) of
         {ok, Terms} ->
             Deps = case lists:keyfind(deps, 1, Terms) of {deps, D} when is_list(D) -> D; _ -> [] end,
-            lists:foreach(fun print_dep/1, Deps);
+            lists:foreach(fun(Dep) -> print_dep(Dep) end, Deps);
         {error, Reason} ->
             fail("cannot read ~ts: ~ts", [Config, file:format_error(Reason)])
     end.
@@ -155,14 +189,14 @@ scm(A, _) -> {A, "other", "", ""}.
 
 /** Parses the helper's `key<TAB>hex` lines into an object (dep lines into `deps`). */
 export function parseHelperAnswer(text) {
-  /** @type {{ name?: string, vsn?: string, deps: Array<{ name: string, kind: string, url: string, rev: string }> }} */
+  /** @type {{ name?: string, vsn?: string, app?: string, deps: Array<{ name: string, kind: string, url: string, rev: string }> }} */
   const answer = { deps: [] };
   const unhex = (h) => Buffer.from(h, 'hex').toString('utf8');
   for (const line of text.split('\n')) {
     const parts = line.split('\t');
     if (parts[0] === 'dep' && parts.length === 5) {
       answer.deps.push({ name: unhex(parts[1]), kind: parts[2], url: unhex(parts[3]), rev: unhex(parts[4]) });
-    } else if ((parts[0] === 'name' || parts[0] === 'vsn') && parts.length === 2 && /^[0-9a-f]*$/.test(parts[1])) {
+    } else if (['name', 'vsn', 'app'].includes(parts[0]) && parts.length === 2 && /^[0-9a-f]*$/.test(parts[1])) {
       answer[parts[0]] = unhex(parts[1]);
     }
   }

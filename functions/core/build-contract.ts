@@ -22,6 +22,8 @@ export const BUILD_ENV = {
  * - ENOT_WORK_DIR: a fresh scratch directory (the clone goes under it);
  * - ENOT_OUT_DIR: where the build leaves BUILD_OUTPUT files;
  * - ENOT_OTP_INSTALLS: a directory of OTP installations named by release (kerl, in the image); unset: the `erl` on PATH;
+ * - ENOT_OTP_ROOT, ENOT_OTP_VERSION (optional, without ENOT_OTP_INSTALLS): the root and full version ("25.2.3") of the
+ *   OTP the runner already knows (the local builder's detected one), so the build need not start `erl` to find it;
  * - ENOT_SANDBOX: `auto` (bubblewrap without network for the compile when it works) or `off`;
  * - ENOT_LOG_MAX_BYTES: the build log's cap; past it the log ends with a truncation note;
  * - ENOT_UPLOAD_BUCKET: on CodeBuild, the bucket post_build copies BUILD_OUTPUT to (at buildBlobKeys); unset locally,

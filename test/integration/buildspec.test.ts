@@ -14,7 +14,7 @@ import { parse } from 'yaml';
 import { BUILD_OUTPUT, buildEnvironment, parseBuildResult, type BuildResult } from '#core/build-contract.js';
 import {
   brokenRepo, enotConfigRepo, erlangMkDepsRepo, FIXTURE_AUTHOR_EMAIL, includePrivRepo, loadBeamsInErl, makeRepo, PARTIAL_ENOT_CONFIG,
-  plainLibRepo, readEnotConfig, readEpEntries, rebar3LibRepo, type ErlangRepo,
+  gitRepo, plainLibRepo, readEnotConfig, readEpEntries, rebar3LibRepo, type ErlangRepo,
 } from '#support/erlang-repos.js';
 
 const exec = promisify(execFile);
@@ -147,14 +147,61 @@ function bwrapUsable(): Promise<boolean> {
 }
 
 describe('buildspec.yml', () => {
-  it('is CodeBuild 0.2 with bash, and calls the build steps in order through $ENOT_SCRIPTS', () => {
+  it('is CodeBuild 0.2 with bash, and calls the build steps in order through $ENOT_SCRIPTS, one node per phase', () => {
     expect(buildspec.version).toBe(0.2);
     expect(buildspec.env.shell).toBe('bash');
-    expect(Object.keys(buildspec.phases)).toEqual([...PHASES]);
-    const commands = PHASES.flatMap((p) => buildspec.phases[p].commands ?? []);
+    expect(Object.keys(buildspec.phases)).toEqual(['pre_build', 'build', 'post_build']);
+    const commands = PHASES.flatMap((p) => buildspec.phases[p]?.commands ?? []);
     expect(commands).toEqual(
-      ['check', 'clone', 'release', 'compile', 'package', 'publish'].map((s) => `node "$ENOT_SCRIPTS/build.mjs" ${s}`),
+      ['check clone release', 'compile package', 'publish'].map((s) => `node "$ENOT_SCRIPTS/build.mjs" ${s}`),
     );
+  });
+
+  it('runs every step alone too, handing over through the state files, and refuses an unknown step in a list', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'step_lib' }));
+    const dir = join(scratch, 'steps-alone');
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      ...buildEnvironment({
+        buildId: 'steps-alone', namespace: repo.namespace, name: repo.name, cloneUrl: repo.cloneUrl, ref: repo.tag,
+        erlVersion: localRelease, timeoutS: 120,
+      }),
+      ENOT_SCRIPTS: SCRIPTS,
+      ENOT_WORK_DIR: join(dir, 'work'),
+      ENOT_OUT_DIR: join(dir, 'out'),
+      ENOT_SANDBOX: 'off',
+    };
+    await mkdir(dir, { recursive: true });
+    const step = (args: string) => bash(`node "$ENOT_SCRIPTS/build.mjs" ${args}`, env, dir);
+
+    expect(await step('check clone bogus')).toBe(2);
+    expect(existsSync(join(dir, 'work', 'repo'))).toBe(false);
+    for (const name of ['check', 'clone', 'release', 'compile', 'package', 'publish']) expect(await step(name), name).toBe(0);
+    const result = parseBuildResult(readFileSync(join(dir, 'out', BUILD_OUTPUT.result), 'utf8'));
+    expect(result).toMatchObject({ status: 'succeeded', tool: 'erlc', appVsn: '1.0.0' });
+    const log = readFileSync(join(dir, 'out', BUILD_OUTPUT.log), 'utf8');
+    expect(log.match(/^==> \w+$/gm)).toEqual(['check', 'clone', 'release', 'compile', 'package', 'publish'].map((s) => `==> ${s}`));
+  });
+
+  it('a command of several steps stops at a step that broke, with its exit status', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'broke_lib' }));
+    // compile without clone and release is a builder bug (steps out of order): exit 1, and package does not run.
+    const dir = join(scratch, 'broke');
+    await mkdir(dir, { recursive: true });
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      ...buildEnvironment({
+        buildId: 'broke', namespace: repo.namespace, name: repo.name, cloneUrl: repo.cloneUrl, ref: repo.tag,
+        erlVersion: localRelease, timeoutS: 120,
+      }),
+      ENOT_SCRIPTS: SCRIPTS,
+      ENOT_WORK_DIR: join(dir, 'work'),
+      ENOT_OUT_DIR: join(dir, 'out'),
+    };
+    expect(await bash('node "$ENOT_SCRIPTS/build.mjs" compile package', env, dir)).toBe(1);
+    const log = readFileSync(join(dir, 'out', BUILD_OUTPUT.log), 'utf8');
+    expect(log).toContain('==> internal error in the compile step: step run out of order: clone, release has not run');
+    expect(log).not.toContain('==> package');
   });
 });
 
@@ -202,6 +249,34 @@ describe('successful builds', () => {
     });
     expect(run.log).toContain('==> compile');
     expect(run.log).toContain(`==> result: succeeded: built plain_lib 1.0.0 with erlc on OTP ${localVersion}`);
+    // One helper run compiled and answered the .app; its answers are not part of the log.
+    expect(run.log.match(/\$ escript helper\.escript/g)).toHaveLength(1);
+    expect(run.log).not.toContain('enot-helper-answer');
+  });
+
+  it('takes a committed ebin/*.app as the source of the .app when there is no .app.src, modules filled in', async () => {
+    const repo = await fixture(gitRepo('ebin_app_lib', '3.1.0', {
+      // No .app.src; a committed .app whose vsn the build keeps and whose modules it replaces.
+      'ebin/ebin_app_lib.app': '{application, ebin_app_lib, [{vsn, "3.1.0-pre"}, {description, "kept"}, {modules, [gone]}]}.\n',
+      'src/ebin_app_lib.erl': '-module(ebin_app_lib).\n-export([hello/0]).\n\nhello() -> world.\n',
+    }));
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'succeeded', tool: 'erlc', appVsn: '3.1.0-pre' });
+    const loaded = await loadBeamsInErl(run.artifact);
+    expect(loaded).toMatchObject({ appName: 'ebin_app_lib', appVsn: '3.1.0-pre', appModules: ['ebin_app_lib'] });
+  });
+
+  it('reports an unreadable .app.src of a plain project as such', async () => {
+    const repo = await fixture(gitRepo('bad_app_lib', '1.0.0', {
+      'src/bad_app_lib.app.src': '{application, bad_app_lib, [{vsn, "1"}.\n',
+      'src/bad_app_lib.erl': '-module(bad_app_lib).\n-export([hello/0]).\n\nhello() -> world.\n',
+    }));
+    const run = await runBuild(repo);
+
+    expect(run.result).toMatchObject({ status: 'failed', failure: 'compile', tool: 'erlc' });
+    expect(run.result.message).toMatch(/^reading the application file failed: cannot read .*bad_app_lib\.app\.src/);
+    expect(existsSync(run.artifact)).toBe(false);
   });
 
   it('builds a rebar3 project, taking the vsn rebar3 derives from the git tag', async () => {
@@ -312,6 +387,22 @@ describe('OTP releases', () => {
       message: `OTP 24.3 is not available on this builder (available: ${localRelease})`,
       availableReleases: [localRelease],
     });
+  });
+
+  it('takes the installation the runner names (ENOT_OTP_ROOT, ENOT_OTP_VERSION) without asking erl, else asks erl', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'named_otp_lib' }));
+    // A version no `erl` would answer: only the runner's word can have put it in the result.
+    const named = await runBuild(repo, { ENOT_OTP_ROOT: localRoot, ENOT_OTP_VERSION: `${localRelease}.99.1` });
+    expect(named.result).toMatchObject({ status: 'succeeded', otpRelease: `${localRelease}.99.1` });
+    expect(named.log).toContain(`OTP ${localRelease}.99.1 from ${localRoot}`);
+
+    // Without a version, the installation's own OTP_VERSION file.
+    const rootOnly = await runBuild(repo, { ENOT_OTP_ROOT: localRoot });
+    expect(rootOnly.result).toMatchObject({ status: 'succeeded', otpRelease: localVersion });
+
+    // A root with no erl in it: the build asks the erl on PATH, as without the variables.
+    const wrong = await runBuild(repo, { ENOT_OTP_ROOT: join(scratch, 'no-otp-here'), ENOT_OTP_VERSION: '99.1' });
+    expect(wrong.result).toMatchObject({ status: 'succeeded', otpRelease: localVersion });
   });
 });
 

@@ -3,7 +3,7 @@
 // scratch directory or process left behind, even when the service itself is killed. And the local worker over a
 // real Store, with a builder the test drives.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -145,7 +145,36 @@ describe('buildspec phases', () => {
     const out = execFileSync('bash', ['-c', phaseScript(spec)], { env: { PATH: '/usr/bin:/bin', HOME: '/h' }, encoding: 'utf8' });
     expect(out).toContain(`it's|a "b"|$HOME|2|\\n|`);
   });
+
+  it('ends its watchdog with the script: nothing of the build\'s process group is left once it exits, exit status kept', async () => {
+    for (const [command, status] of [['echo done', 0], ['exit 3', 3]] as const) {
+      const spec = parseBuildspec(`phases:\n  build:\n    commands:\n      - ${command}\n`);
+      const script = join(root, `watchdog-${randomUUID()}.sh`);
+      await writeFile(script, phaseScript(spec, { watchdogParentPid: process.pid }));
+      const child = spawn('bash', [script], { detached: true, stdio: 'ignore' });
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(status);
+      // Looked at the moment the script is gone: the watchdog (and its nap) went first, nobody had to kill them.
+      expect(groupMembers(child.pid!), command).toEqual([]);
+    }
+  });
 });
+
+/** The live processes of process group `pgid`. */
+function groupMembers(pgid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && !/^[ZX]/.test(fields[0])) found.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
 
 describe('LocalBuilder', () => {
   it('stops a phase at its first failure, skips build, and always runs finally and post_build in one shell', async () => {
@@ -226,7 +255,10 @@ describe('LocalBuilder', () => {
       '    commands:',
       `      - env > ${LOG}`,
       `      - ${resultCommand('succeeded')}`,
-    ].join('\n'), { cloneRewrite: { prefix: 'https://github.com/', replacement: 'file:///mirror/' } });
+    ].join('\n'), {
+      cloneRewrite: { prefix: 'https://github.com/', replacement: 'file:///mirror/' },
+      otp: { release: '25', root: '/usr/lib/erlang', version: '25.2.3' },
+    });
     const planted = {
       DATABASE_URL: 'postgres://secret@db/enot', AWS_SECRET_ACCESS_KEY: 'planted-key', AWS_ACCESS_KEY_ID: 'AKIAPLANTED',
       GIT_SECRET: 'planted-secret', ENOT_S3_ENDPOINT: 'http://planted',
@@ -249,11 +281,12 @@ describe('LocalBuilder', () => {
     const shellOwn = ['PWD', 'OLDPWD', 'SHLVL', '_', 'CODEBUILD_BUILD_SUCCEEDING'];
     expect(Object.keys(env).filter((k) => !shellOwn.includes(k)).sort()).toEqual([
       'ENOT_BUILD_ID', 'ENOT_BUILD_TIMEOUT_S', 'ENOT_CLONE_REWRITE', 'ENOT_CLONE_URL', 'ENOT_ERL_VERSION', 'ENOT_FULL_NAME',
-      'ENOT_LOG_MAX_BYTES', 'ENOT_NAME', 'ENOT_NAMESPACE', 'ENOT_OUT_DIR', 'ENOT_REF', 'ENOT_SANDBOX', 'ENOT_SCRIPTS',
-      'ENOT_WORK_DIR', 'FROM_BUILDSPEC', 'HOME', 'LANG', 'PATH',
+      'ENOT_LOG_MAX_BYTES', 'ENOT_NAME', 'ENOT_NAMESPACE', 'ENOT_OTP_ROOT', 'ENOT_OTP_VERSION', 'ENOT_OUT_DIR', 'ENOT_REF',
+      'ENOT_SANDBOX', 'ENOT_SCRIPTS', 'ENOT_WORK_DIR', 'FROM_BUILDSPEC', 'HOME', 'LANG', 'PATH',
     ]);
     expect(env).toMatchObject({
       ENOT_BUILD_ID: j.buildId, ENOT_REF: 'v1.2.3', ENOT_FULL_NAME: 'acme/lib', ENOT_SANDBOX: 'off', LANG: 'C.UTF-8',
+      ENOT_OTP_ROOT: '/usr/lib/erlang', ENOT_OTP_VERSION: '25.2.3',
       ENOT_LOG_MAX_BYTES: String(64 * 1024), ENOT_CLONE_REWRITE: 'https://github.com/=file:///mirror/', FROM_BUILDSPEC: 'yes',
     });
     expect(env.HOME.startsWith(h.buildsDir)).toBe(true);

@@ -99,7 +99,8 @@ export function shellQuote(s: string): string {
  * commands and phases. A command that calls `exit` ends the whole script (post_build does not run then).
  *
  * `watchdogParentPid`: the script starts a background loop that takes the whole build down when that
- * process (the service) disappears, so a killed service leaves no build running.
+ * process (the service) disappears, so a killed service leaves no build running. The loop ends with the
+ * script (an EXIT trap stops it and waits for it), so a finished build leaves nothing for the runner to kill.
  */
 export function phaseScript(spec: Buildspec, options: { watchdogParentPid?: number } = {}): string {
   const lines: string[] = [
@@ -148,6 +149,8 @@ export function phaseScript(spec: Buildspec, options: { watchdogParentPid?: numb
  * A loop in the background that, once the service process is gone (or the script ended), stops; when the
  * service went away it first kills the build: its process group, and any process that left the group
  * but still carries this build's ENOT_WORK_DIR (found through /proc where there is one).
+ * The script's end stops it at once: its EXIT trap sends the loop a TERM, which ends the loop's nap (a
+ * `sleep` it waits for, so the signal is not held until the nap is over) and the loop, and waits for it.
  */
 function watchdog(parentPid: number): string[] {
   return [
@@ -174,14 +177,23 @@ function watchdog(parentPid: number): string[] {
     '  done',
     '}',
     '(',
+    '  __enot_nap=',
+    `  trap 'if [ -n "$__enot_nap" ]; then kill "$__enot_nap" 2>/dev/null; wait "$__enot_nap"; fi; exit 0' TERM`,
     '  while kill -0 "$__enot_self" 2>/dev/null; do',
     '    if __enot_orphaned; then',
     // Deaf to the TERM it sends its own group, so that it lives on to send the KILL.
     "      trap '' TERM INT HUP",
     '      __enot_kill_all TERM; sleep 2; __enot_kill_all KILL; exit 0',
     '    fi',
-    '    sleep 1',
+    '    sleep 1 & __enot_nap=$!',
+    '    wait "$__enot_nap"',
     '  done',
     ') </dev/null >/dev/null 2>&1 &',
+    '__enot_watchdog=$!',
+    '__enot_end_watchdog() {',
+    '  kill "$__enot_watchdog" 2>/dev/null',
+    '  wait "$__enot_watchdog" 2>/dev/null',
+    '}',
+    'trap __enot_end_watchdog EXIT',
   ];
 }

@@ -19,6 +19,8 @@ export interface LocalOtpInfo {
   release: string;
   /** The installation's root directory (code:root_dir()); its bin/ goes first on the build's PATH. */
   root: string;
+  /** The full OTP version ("25.2.3"), when known; the build then takes it as is. */
+  version?: string;
 }
 
 export interface LocalBuilderOptions {
@@ -164,6 +166,12 @@ export class LocalBuilder implements Builder {
       ENOT_SANDBOX: this.options.sandbox,
       ENOT_LOG_MAX_BYTES: String(this.options.logMaxBytes),
     };
+    // The OTP detected here, named to the build: its release step need not start a VM to find it.
+    const otp = this.options.otp;
+    if (otp) {
+      env.ENOT_OTP_ROOT = otp.root;
+      if (otp.version) env.ENOT_OTP_VERSION = otp.version;
+    }
     const rewrite = this.options.cloneRewrite;
     if (rewrite) env.ENOT_CLONE_REWRITE = `${rewrite.prefix}=${rewrite.replacement}`;
 
@@ -235,13 +243,24 @@ export class LocalBuilder implements Builder {
     await Promise.all(leftovers.map((dir) => rm(dir, { recursive: true, force: true })));
   }
 
-  /** SIGTERM to the build's processes, SIGKILL to whatever is left after the grace period. */
+  /**
+   * SIGTERM to the build's processes, SIGKILL to whatever is left after the grace period. A build that left nothing
+   * running (the usual end: the phase script stops its own watchdog) costs one look and no waiting.
+   */
   private async terminate(run: Run): Promise<void> {
     const pgid = run.child.pid;
+    if (!(await anyAlive(pgid, run.scratch))) return;
     await killTree(pgid, run.scratch, 'SIGTERM');
     const deadline = Date.now() + this.killGraceMs;
-    while (Date.now() < deadline && await anyAlive(pgid, run.scratch)) await sleep(100);
-    await killTree(pgid, run.scratch, 'SIGKILL');
+    // Short pauses first: most processes are gone within a few ms of the TERM.
+    let pause = 5;
+    let left = await anyAlive(pgid, run.scratch);
+    while (left && Date.now() < deadline) {
+      await sleep(pause);
+      pause = Math.min(100, pause * 2);
+      left = await anyAlive(pgid, run.scratch);
+    }
+    if (left) await killTree(pgid, run.scratch, 'SIGKILL');
   }
 
   private async finish(run: Run): Promise<void> {
