@@ -6,6 +6,7 @@ export type Grant =
   | 'db:read'
   | 'db:write'
   | 'blob:read' // GetObject (presigned downloads) on artifacts/, erts/, logs/
+  | 'blob:upload-build' // PutObject on artifacts/, logs/: to presign a build's upload URLs, which carry it
   | 'queue:send'
   | 'secret:webhook'
   | 'build:start' // codebuild:StartBuild on the build project
@@ -52,8 +53,8 @@ export interface Worker {
 }
 
 export const workers: Worker[] = [
-  // Claims each queued build and starts it on CodeBuild.
-  { name: 'start-build', entry: 'workers/start-build.ts', trigger: 'build-queue', grants: ['db:write', 'build:start'] },
+  // Claims each queued build and starts it on CodeBuild, with presigned upload URLs for the build's own keys.
+  { name: 'start-build', entry: 'workers/start-build.ts', trigger: 'build-queue', grants: ['db:write', 'build:start', 'blob:upload-build'] },
   // Reads a finished build's result, marks it succeeded or failed, mails the result.
   { name: 'build-finished', entry: 'workers/build-finished.ts', trigger: 'build-events', grants: ['db:write', 'blob:read', 'mail:send'] },
   // Fails builds stuck in flight past the timeout; re-sends builds that sat queued too long.

@@ -105,10 +105,19 @@ export function openMailer(config: Config): Mailer {
   return new EmlMailer(join(config.dataDir, 'mail'));
 }
 
-/** CodeBuild on AWS when the function may start builds (ENOT_BUILD_PROJECT); locally the worker owns its builder. */
+/**
+ * CodeBuild on AWS when the function may start builds (ENOT_BUILD_PROJECT); locally the worker owns its builder.
+ * Builds upload through URLs this function presigns, so it needs the bucket too (and 'blob:upload-build').
+ */
 export function openBuilder(config: Config): Builder | undefined {
   if (config.runtime !== 'aws' || !config.aws.buildProject) return undefined;
-  return new CodeBuildBuilder({ projectName: config.aws.buildProject, clientConfig: { region: config.aws.region } });
+  if (!config.aws.bucket) throw new Error('ENOT_BUCKET is required with ENOT_BUILD_PROJECT: builds upload through URLs presigned for it');
+  const uploads = openS3BlobStore(config, config.aws.bucket);
+  return new CodeBuildBuilder({
+    projectName: config.aws.buildProject,
+    clientConfig: { region: config.aws.region },
+    presignUpload: (key, contentType, expiresS) => uploads.presignPut(key, contentType, expiresS),
+  });
 }
 
 /** CloudWatch EMF through Powertools in AWS; locally, totals in memory (shown by GET /metrics), nothing printed. */
@@ -122,14 +131,19 @@ export function openMetrics(config: Config): MetricsRecorder {
 export function openBlobStore(config: Config): BlobStore {
   if (config.runtime === 'aws') {
     if (!config.aws.bucket) throw new Error('ENOT_BUCKET is required in the aws runtime');
-    return new S3BlobStore({
-      clientConfig: {
-        region: config.aws.region,
-        ...(config.aws.s3Endpoint ? { endpoint: config.aws.s3Endpoint, forcePathStyle: true } : {}),
-      },
-      bucket: config.aws.bucket,
-      presignTtlS: config.presignTtlS,
-    });
+    return openS3BlobStore(config, config.aws.bucket);
   }
   return new FsBlobStore(join(config.dataDir, 'blobs'));
+}
+
+/** The bucket as the S3 adapter sees it: the one S3 configuration for downloads, uploads and build upload URLs. */
+function openS3BlobStore(config: Config, bucket: string): S3BlobStore {
+  return new S3BlobStore({
+    clientConfig: {
+      region: config.aws.region,
+      ...(config.aws.s3Endpoint ? { endpoint: config.aws.s3Endpoint, forcePathStyle: true } : {}),
+    },
+    bucket,
+    presignTtlS: config.presignTtlS,
+  });
 }

@@ -107,6 +107,10 @@ export class StatelessStack extends Stack {
       });
     }
     new CfnOutput(this, 'BuildProjectName', { value: this.builds.project.projectName });
+    new CfnOutput(this, 'ErtsProjectName', {
+      value: this.builds.ertsProject.projectName,
+      description: 'Start a build of it after each deploy that changed the builder image, to publish its ERTS tarballs',
+    });
     new CfnOutput(this, 'BuildQueueUrl', { value: this.builds.queue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });

@@ -1,5 +1,6 @@
-// The build pipeline: the build queue and its dead-letter queue, the CodeBuild project builds run on, and the
-// workers of functions/routes.ts (dispatcher, completion handler, reaper) wired to their triggers.
+// The build pipeline: the build queue and its dead-letter queue, the CodeBuild project builds run on, the one that
+// publishes the image's ERTS tarballs, and the workers of functions/routes.ts (dispatcher, completion handler,
+// reaper) wired to their triggers.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Duration, IgnoreMode, Stack, Validations } from 'aws-cdk-lib';
@@ -49,8 +50,20 @@ export const REAP_INTERVAL = Duration.minutes(5);
 /** The CodeBuild states that end a build: each sends a "Build State Change" event to the completion worker. */
 export const ENDED_BUILD_STATES = ['SUCCEEDED', 'FAILED', 'FAULT', 'TIMED_OUT', 'STOPPED'] as const satisfies readonly BuilderState[];
 
-/** The only bucket prefixes a build may write: its package, its log and result, and ERTS tarballs (publish-erts). */
-export const BUILD_UPLOAD_PREFIXES = ['artifacts/', 'logs/', 'erts/'] as const;
+/** The only bucket prefix the ERTS project may write; package builds write nothing but through their upload URLs. */
+export const ERTS_PREFIX = 'erts/';
+
+/** What the ERTS project runs: publish alone (buildspec/build.mjs, ENOT_TASK=publish-erts), never package code. */
+export const ERTS_BUILDSPEC = {
+  version: '0.2',
+  env: { shell: 'bash' },
+  phases: {
+    build: { commands: ['ENOT_TASK=publish-erts node "$ENOT_SCRIPTS/build.mjs" publish'] },
+  },
+} as const;
+
+/** The ERTS project's time limit: uploading a few tarballs. */
+export const ERTS_TIMEOUT = Duration.minutes(30);
 
 /**
  * Where the builder image (buildspec/Dockerfile) keeps the build scripts and the OTP installations, given to
@@ -114,12 +127,16 @@ export class BuildPipeline extends Construct {
   readonly deadLetterQueue: sqs.Queue;
   /** Completion events EventBridge could not deliver to the completion worker, or that it failed on after retries. */
   readonly eventDeadLetterQueue: sqs.Queue;
+  /** Package builds: runs untrusted code, may write no S3 key (uploads go through the dispatcher's presigned URLs). */
   readonly project: codebuild.Project;
   readonly projectRole: iam.Role;
   readonly projectLogs: logs.LogGroup;
+  /** `<stack>-erts`: uploads the image's ERTS tarballs under erts/, started by hand after an image change. */
+  readonly ertsProject: codebuild.Project;
+  readonly ertsProjectRole: iam.Role;
   /** One function per entry of the worker table, in table order. */
   readonly workers: { worker: Worker; handler: ServiceFunction }[] = [];
-  /** CodeBuild "Build State Change" (ended states of this project) -> the completion worker(s). */
+  /** CodeBuild "Build State Change" (ended states of both projects) -> the completion worker(s). */
   readonly completionRule?: events.Rule;
   /** Every REAP_INTERVAL -> the reaper(s). */
   readonly reapSchedule?: events.Rule;
@@ -129,7 +146,7 @@ export class BuildPipeline extends Construct {
   constructor(scope: Construct, id: string, props: BuildPipelineProps) {
     super(scope, id);
     const bucket = props.resources.bucket;
-    if (!bucket) throw new Error('The build pipeline needs the bucket: builds upload their outputs into it');
+    if (!bucket) throw new Error('The build pipeline needs the bucket: builds upload their outputs and ERTS tarballs into it');
     const stackName = Stack.of(this).stackName;
     const buildTimeout = Duration.seconds(props.settings.buildTimeoutS);
 
@@ -156,8 +173,11 @@ export class BuildPipeline extends Construct {
         'to the build-finished function, and Lambda those it failed on (no SQS redrive policy points at it).',
     });
 
+    const dir = props.buildspecDir ?? BUILDSPEC_DIR;
+    const image = this.builderImage(dir, props.otpReleases);
     ({ project: this.project, role: this.projectRole, logs: this.projectLogs } =
-      this.buildProject(`${stackName}-builds`, bucket, buildTimeout, props.otpReleases, props.buildspecDir ?? BUILDSPEC_DIR));
+      this.packageProject(`${stackName}-builds`, image, buildTimeout, dir));
+    ({ project: this.ertsProject, role: this.ertsProjectRole } = this.ertsPublishProject(`${stackName}-erts`, image, bucket));
 
     this.resources = { ...props.resources, queue: this.queue, buildProject: this.project };
     for (const worker of props.workers ?? workerTable) {
@@ -181,12 +201,16 @@ export class BuildPipeline extends Construct {
           }));
           break;
         case 'build-events':
+          // publish-erts builds too: build-finished records the releases a successful one uploaded.
           this.completionRule ??= new events.Rule(this, 'BuildEnded', {
-            description: 'Builds of the build project that ended -> the completion worker',
+            description: 'Builds of the package and ERTS projects that ended -> the completion worker',
             eventPattern: {
               source: ['aws.codebuild'],
               detailType: ['CodeBuild Build State Change'],
-              detail: { 'project-name': [this.project.projectName], 'build-status': [...ENDED_BUILD_STATES] },
+              detail: {
+                'project-name': [this.project.projectName, this.ertsProject.projectName],
+                'build-status': [...ENDED_BUILD_STATES],
+              },
             },
           });
           this.completionRule.addTarget(this.completionTarget(fn));
@@ -219,32 +243,46 @@ export class BuildPipeline extends Construct {
     });
   }
 
-  private buildProject(
-    projectName: string, bucket: s3.IBucket, timeout: Duration, otpReleases: readonly string[], dir: string,
+  /** The builder image, built from buildspec/Dockerfile by `cdk deploy` (synth only stages the directory, no Docker needed). */
+  private builderImage(dir: string, otpReleases: readonly string[]): codebuild.IBuildImage {
+    const dockerfile = join(dir, 'Dockerfile');
+    if (!existsSync(dockerfile)) throw new Error(`The build pipeline needs ${dockerfile}`);
+    const releases = builderOtpReleases(otpReleases, readFileSync(dockerfile, 'utf8'));
+    return codebuild.LinuxBuildImage.fromAsset(this, 'Image', {
+      directory: dirname(dir),
+      file: join(basename(dir), 'Dockerfile'),
+      ignoreMode: IgnoreMode.DOCKER,
+      exclude: BUILDER_IMAGE_CONTEXT.map((p) => p.replace('buildspec/', `${basename(dir)}/`)),
+      platform: Platform.LINUX_AMD64,
+      ...(releases ? { buildArgs: { OTP_RELEASES: releases } } : {}),
+    });
+  }
+
+  /**
+   * A project role that may write its own log group (CodeBuild's construct adds that) and pull the image, plus
+   * `statements`: nothing else (no database, no secret, no reading the bucket).
+   */
+  private projectRoleWith(id: string, description: string, statements: iam.PolicyStatement[]): iam.Role {
+    const role = new iam.Role(this, id, { assumedBy: new iam.ServicePrincipal('codebuild.amazonaws.com'), description });
+    for (const statement of statements) role.addToPrincipalPolicy(statement);
+    return role;
+  }
+
+  /** At CodeBuild's default path, so the logging statement CodeBuild's construct always adds names this group only. */
+  private projectLogGroup(id: string, projectName: string): logs.LogGroup {
+    return new logs.LogGroup(this, id, { logGroupName: `/aws/codebuild/${projectName}`, retention: logs.RetentionDays.ONE_MONTH });
+  }
+
+  private packageProject(
+    projectName: string, image: codebuild.IBuildImage, timeout: Duration, dir: string,
   ): { project: codebuild.Project; role: iam.Role; logs: logs.LogGroup } {
     const file = join(dir, BUILDSPEC_NAME);
-    const dockerfile = join(dir, 'Dockerfile');
-    for (const needed of [file, dockerfile]) {
-      if (!existsSync(needed)) throw new Error(`The build pipeline needs ${needed}`);
-    }
+    if (!existsSync(file)) throw new Error(`The build pipeline needs ${file}`);
     const buildSpec = parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    const releases = builderOtpReleases(otpReleases, readFileSync(dockerfile, 'utf8'));
-
-    // At CodeBuild's default path, so the logging statement CodeBuild's construct always adds names this group only.
-    const logGroup = new logs.LogGroup(this, 'BuildLogs', {
-      logGroupName: `/aws/codebuild/${projectName}`,
-      retention: logs.RetentionDays.ONE_MONTH,
-    });
-    // Builds run untrusted package code: the role can upload a build's outputs and write its log, nothing else
-    // (no database, no secret, no reading the bucket).
-    const role = new iam.Role(this, 'BuildRole', {
-      assumedBy: new iam.ServicePrincipal('codebuild.amazonaws.com'),
-      description: 'Runs package builds: uploads under artifacts/, logs/ and erts/ only',
-    });
-    role.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['s3:PutObject'],
-      resources: BUILD_UPLOAD_PREFIXES.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
-    }));
+    const logGroup = this.projectLogGroup('BuildLogs', projectName);
+    // Builds run untrusted package code: the role writes the build's log and pulls the image, nothing else. A build
+    // uploads its outputs through the presigned URLs the dispatcher gives it, each for one of its own keys.
+    const role = this.projectRoleWith('BuildRole', 'Runs package builds: no S3, no database, no secret (uploads go through presigned URLs)', []);
 
     const project = new codebuild.Project(this, 'Project', {
       projectName,
@@ -253,22 +291,13 @@ export class BuildPipeline extends Construct {
       // No source: the buildspec clones the requested ref itself, from the job's environment.
       buildSpec: codebuild.BuildSpec.fromObjectToYaml(buildSpec),
       environment: {
-        // Built from buildspec/Dockerfile by `cdk deploy` (synth only stages the directory, no Docker needed).
-        buildImage: codebuild.LinuxBuildImage.fromAsset(this, 'Image', {
-          directory: dirname(dir),
-          file: join(basename(dir), 'Dockerfile'),
-          ignoreMode: IgnoreMode.DOCKER,
-          exclude: BUILDER_IMAGE_CONTEXT.map((p) => p.replace('buildspec/', `${basename(dir)}/`)),
-          platform: Platform.LINUX_AMD64,
-          ...(releases ? { buildArgs: { OTP_RELEASES: releases } } : {}),
-        }),
+        buildImage: image,
         computeType: codebuild.ComputeType.SMALL,
         // Lets bubblewrap make its namespaces: the package's own code (compile, dependency fetching) then runs
-        // without capabilities, in its own PID namespace (it cannot read this build's credentials from the
-        // parent's environment) and, for the compile, without network. Unprivileged, it would run bare.
+        // without capabilities, in its own PID namespace (it cannot read the parent's environment, which holds
+        // this build's upload URLs) and, for the compile, without network. Unprivileged, it would run bare.
         privileged: true,
         environmentVariables: {
-          ENOT_UPLOAD_BUCKET: { value: bucket.bucketName },
           ENOT_SCRIPTS: { value: BUILDER_IMAGE_PATHS.scripts },
           ENOT_OTP_INSTALLS: { value: BUILDER_IMAGE_PATHS.otpInstalls },
         },
@@ -277,11 +306,52 @@ export class BuildPipeline extends Construct {
       logging: { cloudWatch: { logGroup } },
       grantReportGroupPermissions: false,
     });
-    this.acknowledgeProjectFindings(project, role, bucket);
+    this.acknowledgeProjectFindings(project, role);
     return { project, role, logs: logGroup };
   }
 
-  private acknowledgeProjectFindings(project: codebuild.Project, role: iam.Role, bucket: s3.IBucket): void {
+  /**
+   * The ERTS project: the same image, publish-erts only (a fixed inline buildspec, no job, no package code), so the
+   * one role that may write erts/ never runs anything from a package. ENOT_TASK is a project variable, so the
+   * "Build State Change" event lists it and build-finished knows the build for a publish-erts one.
+   */
+  private ertsPublishProject(
+    projectName: string, image: codebuild.IBuildImage, bucket: s3.IBucket,
+  ): { project: codebuild.Project; role: iam.Role } {
+    const logGroup = this.projectLogGroup('ErtsLogs', projectName);
+    const role = this.projectRoleWith('ErtsRole', `Publishes the builder image's ERTS tarballs: uploads under ${ERTS_PREFIX} only`, [
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${ERTS_PREFIX}*`)] }),
+    ]);
+    const project = new codebuild.Project(this, 'ErtsProject', {
+      projectName,
+      description: 'Uploads the ERTS tarballs of the builder image to erts/ (publish-erts); runs no package code',
+      role,
+      buildSpec: codebuild.BuildSpec.fromObjectToYaml(ERTS_BUILDSPEC),
+      environment: {
+        buildImage: image,
+        computeType: codebuild.ComputeType.SMALL,
+        privileged: false,
+        environmentVariables: {
+          ENOT_TASK: { value: 'publish-erts' },
+          ENOT_UPLOAD_BUCKET: { value: bucket.bucketName },
+          ENOT_SCRIPTS: { value: BUILDER_IMAGE_PATHS.scripts },
+        },
+      },
+      timeout: ERTS_TIMEOUT,
+      logging: { cloudWatch: { logGroup } },
+      grantReportGroupPermissions: false,
+    });
+    this.acknowledgeProjectFindings(project, role);
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagName(role, bucket.arnForObjects(`${ERTS_PREFIX}*`))}]`,
+      reason:
+        'The tarballs go to erts/<release>/erts-<vsn>.tar for the releases the image carries, known only when the ' +
+        'image is built, and the index to erts/index.jsonl: PutObject covers erts/ and nothing else in the bucket.',
+    });
+    return { project, role };
+  }
+
+  private acknowledgeProjectFindings(project: codebuild.Project, role: iam.Role): void {
     Validations.of(project).acknowledge({
       id: 'AwsSolutions-CB4',
       reason:
@@ -294,14 +364,6 @@ export class BuildPipeline extends Construct {
         'Builds need kerl-built OTP releases, enot and rebar3, which no CodeBuild-managed image carries; the image ' +
         'is built from buildspec/Dockerfile in this repository and reviewed with it.',
     });
-    for (const prefix of BUILD_UPLOAD_PREFIXES) {
-      Validations.of(role).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::${nagName(role, bucket.arnForObjects(`${prefix}*`))}]`,
-        reason:
-          `A build writes keys named after its build id (or an OTP release) that are not known when the role is ` +
-          `made, so PutObject covers ${prefix} and nothing outside the three build prefixes.`,
-      });
-    }
     Validations.of(role).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${nagName(role, `${logGroupArnPrefix(project)}:*`)}]`,
       reason:

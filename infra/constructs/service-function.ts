@@ -10,6 +10,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
+import { buildBlobKeys } from '#core/build-contract.js';
 import type { Grant } from '#functions/routes.js';
 import { esbuildOptions } from '../bundling.js';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../metrics.js';
@@ -64,6 +65,14 @@ export interface ServiceSettings {
 /** The bucket prefixes 'blob:read' covers (GetObject, and ListBucket within them): packages, ERTS tarballs, build logs. */
 export const BLOB_READ_PREFIXES = ['artifacts/', 'erts/', 'logs/'] as const;
 
+/**
+ * The bucket prefixes 'blob:upload-build' covers (PutObject): where a build's outputs go (buildBlobKeys), so the
+ * dispatcher can presign each build's upload URLs. Not erts/: only the publish-erts project writes there.
+ */
+export const BUILD_OUTPUT_PREFIXES: readonly string[] = [
+  ...new Set(Object.values(buildBlobKeys('build-id')).map((key) => key.slice(0, key.indexOf('/') + 1))),
+];
+
 /** What 'mail:send' allows on the sender identity (the same pair Mail.grantSend gives). */
 export const MAIL_SEND_ACTIONS = ['ses:SendEmail', 'ses:SendRawEmail'];
 
@@ -109,6 +118,15 @@ export const GRANTS: Record<Grant, (resources: ServiceResources) => iam.PolicySt
         conditions: { StringLike: { 's3:prefix': keys } },
       }),
     ];
+  },
+  'blob:upload-build': (r) => {
+    const bucket = need(r.bucket, 'blob:upload-build', 'the bucket');
+    // Presigned URLs carry the signer's permission: the role itself writes nothing, the builds it starts do,
+    // each through URLs for its own three keys.
+    return [new iam.PolicyStatement({
+      actions: ['s3:PutObject'],
+      resources: BUILD_OUTPUT_PREFIXES.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
+    })];
   },
   'queue:send': (r) => {
     const queue = need(r.queue, 'queue:send', 'the build queue (from the build-pipeline construct)');
@@ -326,6 +344,16 @@ export class ServiceFunction extends Construct {
           reason:
             `Downloads hand out presigned URLs for any package, ERTS tarball or build log, so GetObject covers ` +
             `every key under ${prefix} and nothing outside the three read prefixes.`,
+        });
+      }
+    }
+    if (props.grants.includes('blob:upload-build') && bucket) {
+      for (const prefix of BUILD_OUTPUT_PREFIXES) {
+        Validations.of(this).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::${nagName(this, bucket.arnForObjects(`${prefix}*`))}]`,
+          reason:
+            `Each build's keys are named after its build id, made per request, so the PutObject the dispatcher's ` +
+            `presigned upload URLs carry covers ${prefix}; every URL it signs names one key of one build.`,
         });
       }
     }

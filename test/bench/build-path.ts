@@ -289,7 +289,8 @@ async function instrumentedBuildspec(dir: string, marksDir: string): Promise<str
   for (const phase of Object.values(doc.phases)) {
     if (!phase?.commands) continue;
     phase.commands = phase.commands.map((command) => {
-      const step = /build\.mjs"?\s+([a-z_]+)\s*$/.exec(command)?.[1] ?? `command_${index}`;
+      // `node build.mjs check clone release` is one process running three steps: named check+clone+release.
+      const step = /build\.mjs"?((?:\s+[a-z_-]+)+)\s*$/.exec(command)?.[1].trim().split(/\s+/).join('+') ?? `command_${index}`;
       index++;
       const mark = (what: string) => `printf '%s ${what} ${step}\\n' "$EPOCHREALTIME" >> "$${MARKS_VARIABLE}/$ENOT_BUILD_ID"`;
       return `${mark('start')}; ${command}; __bench_rc=$?; ${mark('end')}; (exit $__bench_rc)`;

@@ -308,23 +308,16 @@ export function buildPathTable(b: BuildPathResult, targets: Target[]): Table {
   ];
   const overheadMissed = targets.find((t) => t.id === 'build:overhead' && !t.met);
   if (overheadMissed) {
-    const vm = b.erlStart.medianMs;
-    const check = stepMs('check');
     const pieces = b.compilePieces;
-    const sandbox = pieces.sandboxProbe && pieces.sandboxedCompile
-      ? `the sandbox probe (${ms(pieces.sandboxProbe.medianMs)} ms), the helper escript compiling src/ in the sandbox (${ms(pieces.sandboxedCompile.medianMs)} ms)`
-      : `the helper escript compiling src/ (${ms(pieces.helperCompile.medianMs)} ms)`;
+    const slowest = [...steps].sort((x, y) => y.medianMs - x.medianMs)[0];
     notes.push(
-      `Why the overhead: each of the ${steps.length} steps is a node process (check, which does almost nothing, takes ${ms(check)} ms); `
-        + `release (${ms(stepMs('release'))} ms) starts \`erl\` to find the installation (a bare VM start: ${ms(vm)} ms); `
-        + `compile (${ms(stepMs('compile'))} ms, against ${ms(b.rawCompile.medianMs)} ms for erlc) is node, ${sandbox}, `
-        + `then the helper again for the .app (${ms(pieces.helperApp.medianMs)} ms: the escript is compiled at every start, -mode(compile)); `
-        + `clone ${ms(stepMs('clone'))} ms; and the runner's end after the last step (${ms(b.parts.toFinishedMs)} ms: the phase script's `
-        + 'watchdog loop, still in its `sleep 1`, is found through /proc, killed and waited for in 100 ms steps; then the outputs are stored and the result recorded).',
-      `What would cut it: the steps in one node process (\`build.mjs all\`, about ${ms((steps.length - 1) * check)} ms); `
-        + `the .app written by the compile's own VM (about ${ms(pieces.helperApp.medianMs)} ms); the installation the service already detected `
-        + `named to the build (ENOT_OTP_INSTALLS: no probe VM, about ${ms(stepMs('release') - check)} ms); the watchdog loop ended with the script `
-        + '(an EXIT trap), so the runner finds nothing left to wait for.',
+      `Why the overhead: every phase is a node process and the compile is a VM start (a bare one: ${ms(b.erlStart.medianMs)} ms) `
+        + `running the helper escript (${ms(pieces.helperCompile.medianMs)} ms alone, against ${ms(b.rawCompile.medianMs)} ms for erlc)`
+        + (pieces.sandboxProbe ? `, under bubblewrap after its probe (${ms(pieces.sandboxProbe.medianMs)} ms)` : '')
+        + `; the slowest phase was ${slowest?.step ?? '—'} (${ms(slowest?.medianMs ?? NaN)} ms), and the runner's end after it `
+        + `${ms(b.parts.toFinishedMs)} ms. The figure moves with the machine's load (load average ${b.loadAverage.toFixed(1)} at the start).`,
+      'What would cut it further: one node process for the whole build (the phases would then be one CodeBuild command), '
+        + 'and a sandbox probe done once per service rather than once per build.',
     );
   }
   return {

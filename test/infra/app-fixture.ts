@@ -59,6 +59,7 @@ export const IMPLIED_ACTIONS: Record<Grant, string[]> = {
     'rds-data:RollbackTransaction', 'secretsmanager:GetSecretValue',
   ],
   'blob:read': ['s3:GetObject', 's3:ListBucket'],
+  'blob:upload-build': ['s3:PutObject'],
   'queue:send': ['sqs:SendMessage'],
   'secret:webhook': ['secretsmanager:GetSecretValue'],
   'build:start': ['codebuild:StartBuild'],

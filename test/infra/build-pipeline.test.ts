@@ -1,5 +1,5 @@
-// The build pipeline: the queue and its dead letters, the dispatcher, the CodeBuild project and what its role may
-// touch, the completion rule, the reaper's schedule, and the workers' grants.
+// The build pipeline: the queue and its dead letters, the dispatcher, the CodeBuild projects (package builds and
+// publish-erts) and what their roles may touch, the completion rule, the reaper's schedule, and the workers' grants.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { routes, workers, type Grant, type Worker } from '#functions/routes.js';
-import { builderOtpReleases } from '../../infra/constructs/build-pipeline.js';
+import { builderOtpReleases, ERTS_BUILDSPEC } from '../../infra/constructs/build-pipeline.js';
 import { defineApp } from '../../infra/define-app.js';
 import { PROJECT_ROOT } from '../../infra/paths.js';
 import {
@@ -42,8 +42,13 @@ const workerNamed = (trigger: Worker['trigger']) => {
 let template: Template;
 let functions: Resources;
 let queues: Resources;
-/** Logical ids: the build queue, its dead-letter queue, the completion events' dead-letter queue. */
-let ids: { queue: string; deadLetters: string; eventDeadLetters: string; project: string; role: string };
+/**
+ * Logical ids: the build queue, its dead-letter queue, the completion events' dead-letter queue, the package build
+ * project and its role, the ERTS project and its role.
+ */
+let ids: {
+  queue: string; deadLetters: string; eventDeadLetters: string; project: string; role: string; ertsProject: string; ertsRole: string;
+};
 
 const fnId = (name: string) => functionLogicalId(template, `EnotBuilderService-${name}`);
 
@@ -58,10 +63,63 @@ beforeAll(() => {
   const others = Object.keys(queues).filter((id) => id !== queue && id !== deadLetters);
   expect(others).toHaveLength(1);
   const projects = Object.entries(resourcesOf(template, 'AWS::CodeBuild::Project'));
-  expect(projects).toHaveLength(1);
-  const [project, p] = projects[0];
-  ids = { queue, deadLetters, eventDeadLetters: others[0], project, role: (p.Properties!.ServiceRole as Ref)['Fn::GetAtt'][0] };
+  expect(projects.map(([, p]) => p.Properties!.Name).sort()).toEqual(['EnotBuilderService-builds', 'EnotBuilderService-erts']);
+  const named = (name: string) => {
+    const [id, p] = projects.find(([, q]) => q.Properties!.Name === `EnotBuilderService-${name}`)!;
+    return { id, role: (p.Properties!.ServiceRole as Ref)['Fn::GetAtt'][0] };
+  };
+  const builds = named('builds');
+  const erts = named('erts');
+  expect(builds.role).not.toBe(erts.role);
+  ids = {
+    queue, deadLetters, eventDeadLetters: others[0],
+    project: builds.id, role: builds.role, ertsProject: erts.id, ertsRole: erts.role,
+  };
 });
+
+/** Every statement of every policy attached to a role (and its inline ones), checking it has no managed policy. */
+function roleStatements(roleId: string, principal = 'codebuild.amazonaws.com'): Statement[] {
+  const role = resourcesOf(template, 'AWS::IAM::Role')[roleId].Properties!;
+  expect(role.AssumeRolePolicyDocument.Statement).toEqual([
+    expect.objectContaining({ Principal: { Service: principal } }),
+  ]);
+  // No managed policy, and no inline one on the role itself: only attached policy documents.
+  expect(role.ManagedPolicyArns).toBeUndefined();
+  const attached = [
+    ...Object.values(resourcesOf(template, 'AWS::IAM::Policy')),
+    ...Object.values(resourcesOf(template, 'AWS::IAM::ManagedPolicy')),
+  ].filter((p) => ((p.Properties!.Roles ?? []) as { Ref: string }[]).some((r) => r.Ref === roleId));
+  expect(attached.length).toBeGreaterThan(0);
+  return [
+    ...((role.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).flatMap((p) => p.PolicyDocument.Statement),
+    ...attached.flatMap((p) => p.Properties!.PolicyDocument.Statement as Statement[]),
+  ];
+}
+
+const statementActions = (s: Statement) => actionsOf({ Statement: [s] });
+
+/** The project's log group is `/aws/codebuild/<name>`, the project logs there, and the role writes no other group. */
+function expectOwnLogGroupOnly(projectId: string, projectName: string, statements: Statement[]): void {
+  const groups = Object.entries(resourcesOf(template, 'AWS::Logs::LogGroup'))
+    .filter(([, g]) => g.Properties!.LogGroupName === `/aws/codebuild/${projectName}`);
+  expect(groups).toHaveLength(1);
+  expect(resourcesOf(template, 'AWS::CodeBuild::Project')[projectId].Properties!.LogsConfig)
+    .toEqual({ CloudWatchLogs: { GroupName: { Ref: groups[0][0] }, Status: 'ENABLED' } });
+  const logStatements = statements.filter((st) => statementActions(st).some((a) => a.startsWith('logs:')));
+  expect(logStatements.length).toBeGreaterThan(0);
+  for (const s of logStatements) {
+    for (const resource of [s.Resource].flat()) {
+      const text = JSON.stringify(resource);
+      const ownGroup = text === JSON.stringify({ 'Fn::GetAtt': [groups[0][0], 'Arn'] });
+      const ownPath = text.includes(':log-group:/aws/codebuild/"') && text.includes(`{"Ref":"${projectId}"}`);
+      expect(ownGroup || ownPath, text).toBe(true);
+    }
+  }
+}
+
+/** Logs and pulling the builder image: what CodeBuild gives every project role. */
+const LOGS_AND_IMAGE_PULL =
+  /^(logs:(CreateLogGroup|CreateLogStream|PutLogEvents)|ecr:(GetAuthorizationToken|BatchCheckLayerAvailability|GetDownloadUrlForLayer|BatchGetImage))$/;
 
 describe('the build queue', () => {
   it('moves a request to a dead-letter queue kept 14 days after 5 failed deliveries', () => {
@@ -123,11 +181,11 @@ describe('the CodeBuild project', () => {
     expect(project().Environment.PrivilegedMode).toBe(true);
   });
 
-  it('tells a build where to upload and where the image keeps its scripts and OTP releases', () => {
+  it('tells a build where the image keeps its scripts and OTP releases, and names no bucket', () => {
     const variables = Object.fromEntries((project().Environment.EnvironmentVariables as { Name: string; Value: unknown }[])
       .map((v) => [v.Name, v.Value]));
+    // Where to upload comes per build, as presigned URLs in the StartBuild overrides.
     expect(variables).toEqual({
-      ENOT_UPLOAD_BUCKET: importOf('BucketName'),
       ENOT_SCRIPTS: '/opt/enot-builder',
       ENOT_OTP_INSTALLS: '/opt/otp',
     });
@@ -147,63 +205,90 @@ describe('the CodeBuild project', () => {
     let statements: Statement[];
 
     beforeAll(() => {
-      const role = resourcesOf(template, 'AWS::IAM::Role')[ids.role].Properties!;
-      expect(role.AssumeRolePolicyDocument.Statement).toEqual([
-        expect.objectContaining({ Principal: { Service: 'codebuild.amazonaws.com' } }),
-      ]);
-      // No managed policy, and no inline one on the role itself: only attached policy documents.
-      expect(role.ManagedPolicyArns).toBeUndefined();
-      const attached = [
-        ...Object.values(resourcesOf(template, 'AWS::IAM::Policy')),
-        ...Object.values(resourcesOf(template, 'AWS::IAM::ManagedPolicy')),
-      ].filter((p) => ((p.Properties!.Roles ?? []) as { Ref: string }[]).some((r) => r.Ref === ids.role));
-      expect(attached.length).toBeGreaterThan(0);
-      statements = [
-        ...((role.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).flatMap((p) => p.PolicyDocument.Statement),
-        ...attached.flatMap((p) => p.Properties!.PolicyDocument.Statement as Statement[]),
-      ];
+      statements = roleStatements(ids.role);
     });
 
-    const actions = (s: Statement) => actionsOf({ Statement: [s] });
-
-    it('writes to the bucket only PutObject, only under artifacts/, logs/ and erts/', () => {
-      const s3 = statements.filter((s) => actions(s).some((a) => a.startsWith('s3')));
-      expect(s3).toHaveLength(1);
-      expect(actions(s3[0])).toEqual(['s3:PutObject']);
-      expect(s3[0].Resource).toEqual([objectsUnder('artifacts/*'), objectsUnder('logs/*'), objectsUnder('erts/*')]);
+    it('has no S3 action whatsoever: a build uploads only through its presigned URLs', () => {
+      const s3 = statements.filter((s) => statementActions(s).some((a) => /^s3:/i.test(a) || a === '*'));
+      expect(s3).toEqual([]);
+      expect(JSON.stringify(statements)).not.toContain('BucketArn');
     });
 
-    it('cannot touch the database, its secret, the webhook secret, queues, mail or other builds', () => {
+    it('cannot touch the database, its secret, the webhook secret, queues, mail or the bucket', () => {
       const text = JSON.stringify(statements);
-      for (const name of ['ClusterArn', 'DatabaseSecretArn', 'WebhookSecretArn']) expect(text).not.toContain(name);
+      for (const name of ['ClusterArn', 'DatabaseSecretArn', 'WebhookSecretArn', 'BucketArn', 'BucketName']) expect(text).not.toContain(name);
       for (const s of statements) {
         expect(s.Effect ?? 'Allow').toBe('Allow');
-        for (const action of actions(s)) {
-          expect(action).toMatch(/^(s3:PutObject|logs:(CreateLogGroup|CreateLogStream|PutLogEvents)|ecr:(GetAuthorizationToken|BatchCheckLayerAvailability|GetDownloadUrlForLayer|BatchGetImage))$/);
-        }
+        for (const action of statementActions(s)) expect(action).toMatch(LOGS_AND_IMAGE_PULL);
       }
     });
 
     it('writes logs only to the project\'s own log group', () => {
-      const groups = Object.entries(resourcesOf(template, 'AWS::Logs::LogGroup'))
-        .filter(([, g]) => g.Properties!.LogGroupName === '/aws/codebuild/EnotBuilderService-builds');
-      expect(groups).toHaveLength(1);
-      expect(resourcesOf(template, 'AWS::CodeBuild::Project')[ids.project].Properties!.LogsConfig)
-        .toEqual({ CloudWatchLogs: { GroupName: { Ref: groups[0][0] }, Status: 'ENABLED' } });
-      for (const s of statements.filter((st) => actions(st).some((a) => a.startsWith('logs:')))) {
-        for (const resource of [s.Resource].flat()) {
-          const text = JSON.stringify(resource);
-          const ownGroup = text === JSON.stringify({ 'Fn::GetAtt': [groups[0][0], 'Arn'] });
-          const ownPath = text.includes(':log-group:/aws/codebuild/"') && text.includes(`{"Ref":"${ids.project}"}`);
-          expect(ownGroup || ownPath, text).toBe(true);
-        }
+      expectOwnLogGroupOnly(ids.project, 'EnotBuilderService-builds', statements);
+    });
+  });
+});
+
+describe('the ERTS project', () => {
+  const project = () => resourcesOf(template, 'AWS::CodeBuild::Project')[ids.ertsProject].Properties!;
+
+  it('runs the builder image, outside any VPC, unprivileged, with no source', () => {
+    const builds = resourcesOf(template, 'AWS::CodeBuild::Project')[ids.project].Properties!;
+    expect(project().Environment.Image).toEqual(builds.Environment.Image);
+    expect(project().Environment).toMatchObject({ Type: 'LINUX_CONTAINER', ImagePullCredentialsType: 'SERVICE_ROLE' });
+    expect(project().Environment.PrivilegedMode).toBe(false);
+    expect(project().VpcConfig).toBeUndefined();
+    expect(project().Source.Type).toBe('NO_SOURCE');
+  });
+
+  it('runs only the publish step as publish-erts: no clone, no compile, no package code', () => {
+    const spec = parseYaml(project().Source.BuildSpec as string) as typeof ERTS_BUILDSPEC;
+    expect(spec).toEqual(ERTS_BUILDSPEC);
+    const commands = Object.values(spec.phases).flatMap((phase) => [...phase.commands]);
+    expect(commands).toEqual(['ENOT_TASK=publish-erts node "$ENOT_SCRIPTS/build.mjs" publish']);
+  });
+
+  it('names the bucket, the scripts and the task, so its completion event says publish-erts', () => {
+    const variables = Object.fromEntries((project().Environment.EnvironmentVariables as { Name: string; Value: unknown }[])
+      .map((v) => [v.Name, v.Value]));
+    expect(variables).toEqual({
+      ENOT_TASK: 'publish-erts',
+      ENOT_UPLOAD_BUCKET: importOf('BucketName'),
+      ENOT_SCRIPTS: '/opt/enot-builder',
+    });
+  });
+
+  describe('its role', () => {
+    let statements: Statement[];
+
+    beforeAll(() => {
+      statements = roleStatements(ids.ertsRole);
+    });
+
+    it('writes to the bucket only PutObject, only under erts/', () => {
+      const s3 = statements.filter((s) => statementActions(s).some((a) => /^s3:/i.test(a) || a === '*'));
+      expect(s3).toHaveLength(1);
+      expect(statementActions(s3[0])).toEqual(['s3:PutObject']);
+      expect([s3[0].Resource].flat()).toEqual([objectsUnder('erts/*')]);
+    });
+
+    it('cannot touch the database, the secrets, queues or mail', () => {
+      const text = JSON.stringify(statements);
+      for (const name of ['ClusterArn', 'DatabaseSecretArn', 'WebhookSecretArn']) expect(text).not.toContain(name);
+      for (const s of statements) {
+        expect(s.Effect ?? 'Allow').toBe('Allow');
+        for (const action of statementActions(s)) expect(action === 's3:PutObject' || LOGS_AND_IMAGE_PULL.test(action), action).toBe(true);
       }
+    });
+
+    it('writes logs only to the project\'s own log group', () => {
+      expectOwnLogGroupOnly(ids.ertsProject, 'EnotBuilderService-erts', statements);
     });
   });
 });
 
 describe('the completion rule', () => {
-  it('sends this project\'s ended builds, and nothing else, to the completion worker', () => {
+  it('sends the ended builds of both projects, and nothing else, to the completion worker', () => {
     const rules = Object.values(resourcesOf(template, 'AWS::Events::Rule')).filter((r) => r.Properties!.EventPattern);
     expect(rules).toHaveLength(1);
     const rule = rules[0].Properties!;
@@ -211,7 +296,7 @@ describe('the completion rule', () => {
       source: ['aws.codebuild'],
       'detail-type': ['CodeBuild Build State Change'],
       detail: {
-        'project-name': [{ Ref: ids.project }],
+        'project-name': [{ Ref: ids.project }, { Ref: ids.ertsProject }],
         'build-status': ['SUCCEEDED', 'FAILED', 'FAULT', 'TIMED_OUT', 'STOPPED'],
       },
     });
@@ -295,6 +380,26 @@ describe('the workers of functions/routes.ts', () => {
         if (actions.includes('codebuild:StartBuild')) expect(s.Resource).toEqual({ 'Fn::GetAtt': [ids.project, 'Arn'] });
         if (actions.includes('ses:SendEmail')) expect(JSON.stringify(s.Resource)).toMatch(/:identity\/.*MailSender/);
       }
+    }
+  });
+
+  it('let only the dispatcher PutObject, to presign build uploads, and only under artifacts/ and logs/', () => {
+    const dispatcher = workerNamed('build-queue');
+    expect(dispatcher.grants).toContain('blob:upload-build');
+    for (const entry of [...routes, ...workers]) {
+      const statements = policyOfFunction(template, fnId(entry.name)).Statement;
+      const writes = statements.filter((s) => actionsOf({ Statement: [s] }).some((a) => /^s3:(Put|Delete|\*)|^\*$/.test(a)));
+      if (entry.name !== dispatcher.name) {
+        expect(writes, entry.name).toEqual([]);
+        continue;
+      }
+      expect(writes).toHaveLength(1);
+      expect(actionsOf({ Statement: writes })).toEqual(['s3:PutObject']);
+      expect([writes[0].Resource].flat()).toEqual([objectsUnder('artifacts/*'), objectsUnder('logs/*')]);
+      expect(writes[0].Condition).toBeUndefined();
+      // It signs for the bucket it is told of, in the project it starts.
+      const env = functions[fnId(entry.name)].Properties!.Environment.Variables as Record<string, unknown>;
+      expect(env).toMatchObject({ ENOT_BUCKET: importOf('BucketName'), ENOT_BUILD_PROJECT: { Ref: ids.project } });
     }
   });
 

@@ -1,11 +1,13 @@
 // The build pipeline's AWS side: the SQS, CodeBuild and SES adapters' calls (mocked SQS/CodeBuild/SES call
 // shapes with aws-sdk-client-mock), and the worker entry points as Lambda runs them, on a real store, with
-// recorded CodeBuild "Build State Change" events and the build's files in s3rver.
+// recorded CodeBuild "Build State Change" events and the build's files in s3rver. The upload URLs in StartBuild
+// are really presigned (signing is local); presigned-upload.test.ts PUTs through them.
 import {
   AccountLimitExceededException, CodeBuildClient, CodeBuildServiceException, ResourceNotFoundException, StartBuildCommand,
   type StartBuildCommandInput,
 } from '@aws-sdk/client-codebuild';
 import { SendEmailCommand, SESClient, type SendEmailCommandInput } from '@aws-sdk/client-ses';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SQSClient, type SendMessageBatchCommandInput } from '@aws-sdk/client-sqs';
 import type { Context, EventBridgeEvent, ScheduledEvent, SQSRecord } from 'aws-lambda';
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
@@ -15,12 +17,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
-import { CodeBuildBuilder, timeoutMinutes } from '#adapters/builder/codebuild-builder.js';
+import { CodeBuildBuilder, timeoutMinutes, uploadUrlExpiryS, type PresignUpload } from '#adapters/builder/codebuild-builder.js';
 import { parseBuildStateChange } from '#adapters/builder/codebuild-events.js';
 import { SesMailer } from '#adapters/mail/ses-mailer.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { parseBuildMessage, SQS_BATCH_MAX, SqsBuildQueue } from '#adapters/queue/sqs-build-queue.js';
-import { BUILD_ENV, buildBlobKeys, buildEnvironment, type BuildResult } from '#core/build-contract.js';
+import {
+  BUILD_ENV, BUILDER_QUEUE_LIMIT_S, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, type BuildResult,
+} from '#core/build-contract.js';
 import type { Build } from '#core/model.js';
 import { BuilderBusyError, type BuildJob, type Store } from '#core/ports.js';
 import { COMPLETION_GRACE_S } from '#core/reap-builds.js';
@@ -107,6 +111,38 @@ const throttling = () => new CodeBuildServiceException({
   name: 'ThrottlingException', $fault: 'client', message: 'Rate exceeded', $metadata: { httpStatusCode: 400 },
 });
 
+/** Presigns for real (signing needs no network) with the fake credentials, and records what it was asked. */
+function recordingPresigner(bucket = 'enot-builder-blobs'): { presign: PresignUpload; calls: [string, string, number][] } {
+  const store = new S3BlobStore({ client: new S3Client({ region: REGION, credentials: FAKE_CREDENTIALS }), bucket, presignTtlS: 60 });
+  const calls: [string, string, number][] = [];
+  return {
+    calls,
+    presign: (key, contentType, expiresS) => {
+      calls.push([key, contentType, expiresS]);
+      return store.presignPut(key, contentType, expiresS);
+    },
+  };
+}
+
+/** The three upload URLs of a StartBuild input, by output, checked to be one PUT URL for exactly that output's key. */
+function expectUploadUrls(input: StartBuildCommandInput, buildId: string, expiresS: number): Record<keyof typeof UPLOAD_URL_ENV, URL> {
+  const vars = Object.fromEntries((input.environmentVariablesOverride ?? []).map((v) => [v.name, v]));
+  const keys = buildBlobKeys(buildId);
+  const urls = {} as Record<keyof typeof UPLOAD_URL_ENV, URL>;
+  for (const output of Object.keys(UPLOAD_URL_ENV) as (keyof typeof UPLOAD_URL_ENV)[]) {
+    const variable = vars[UPLOAD_URL_ENV[output]];
+    expect(variable?.type, output).toBe('PLAINTEXT');
+    const url = new URL(variable!.value!);
+    expect(url.protocol, output).toBe('https:');
+    expect(url.pathname.endsWith(`/${keys[output]}`), `${output}: ${url.pathname}`).toBe(true);
+    expect(url.searchParams.get('X-Amz-Expires'), output).toBe(String(expiresS));
+    expect(url.searchParams.get('X-Amz-SignedHeaders')?.split(';'), output).toContain('content-type');
+    expect(url.searchParams.get('x-id'), output).toBe('PutObject');
+    urls[output] = url;
+  }
+  return urls;
+}
+
 const job = (over: Partial<BuildJob> = {}): BuildJob => ({
   buildId: randomUUID(), namespace: 'alice', name: 'cowboy_utils', cloneUrl: 'https://github.com/alice/cowboy_utils',
   ref: '1.0.0', erlVersion: '25', timeoutS: 901, ...over,
@@ -185,17 +221,21 @@ describe('SqsBuildQueue (mocked SQS call shapes)', () => {
 
 describe('CodeBuildBuilder (mocked CodeBuild call shapes)', () => {
   const client = new CodeBuildClient({ region: REGION, credentials: FAKE_CREDENTIALS });
-  const builder = new CodeBuildBuilder({ projectName: PROJECT, client });
+  const presigner = recordingPresigner();
+  const builder = new CodeBuildBuilder({ projectName: PROJECT, client, presignUpload: presigner.presign });
   let codebuild: AwsClientStub<CodeBuildClient>;
   const inputs = () => codebuild.commandCalls(StartBuildCommand).map((c) => c.args[0].input as StartBuildCommandInput);
 
   beforeAll(() => {
     codebuild = mockClient(client);
   });
-  beforeEach(() => codebuild.reset());
+  beforeEach(() => {
+    codebuild.reset();
+    presigner.calls.length = 0;
+  });
   afterAll(() => codebuild.restore());
 
-  it('starts the project with exactly the contract\'s variables, in plain text, the timeout and an idempotency token', async () => {
+  it('starts the project with exactly the contract\'s variables and upload URLs, in plain text, the timeout and an idempotency token', async () => {
     const codeBuildId = `${PROJECT}:${randomUUID()}`;
     codebuild.on(StartBuildCommand).resolves({ build: { id: codeBuildId, arn: `arn:aws:codebuild:${REGION}:${ACCOUNT}:build/${codeBuildId}` } });
     const j = job();
@@ -207,11 +247,41 @@ describe('CodeBuildBuilder (mocked CodeBuild call shapes)', () => {
     expect(input.idempotencyToken).toBe(j.buildId);
     const overrides = input.environmentVariablesOverride!;
     expect(overrides.every((v) => v.type === 'PLAINTEXT')).toBe(true);
-    expect(Object.fromEntries(overrides.map((v) => [v.name, v.value]))).toEqual(buildEnvironment(j));
-    expect(overrides.map((v) => v.name).sort()).toEqual(Object.values(BUILD_ENV).sort());
-    // Nothing of the service's own environment rides along.
+    expect(overrides.map((v) => v.name).sort()).toEqual([...Object.values(BUILD_ENV), ...Object.values(UPLOAD_URL_ENV)].sort());
+    const urlNames = new Set<string>(Object.values(UPLOAD_URL_ENV));
+    expect(Object.fromEntries(overrides.filter((v) => !urlNames.has(v.name!)).map((v) => [v.name, v.value]))).toEqual(buildEnvironment(j));
+    // Queued up to CodeBuild's queue limit, then run up to the timeout, then publish: 901 + 1800 + 600 s.
+    const expiresS = j.timeoutS + BUILDER_QUEUE_LIMIT_S + 600;
+    expect(expiresS).toBe(3301);
+    expectUploadUrls(input, j.buildId, expiresS);
+    // Each URL was signed for its own key with the content type publish must send.
+    const keys = buildBlobKeys(j.buildId);
+    expect(presigner.calls.sort()).toEqual([
+      [keys.artifact, OUTPUT_CONTENT_TYPES.artifact, expiresS],
+      [keys.log, OUTPUT_CONTENT_TYPES.log, expiresS],
+      [keys.result, OUTPUT_CONTENT_TYPES.result, expiresS],
+    ].sort());
+    // Nothing of the service's own environment rides along, and no signing secret: a URL names the key id only.
     expect(JSON.stringify(input)).not.toMatch(/SECRET|PASSWORD|TOKEN_|DATABASE|AWS_|ENOT_DB_|GIT_SECRET/);
+    expect(JSON.stringify(input)).not.toContain(FAKE_CREDENTIALS.secretAccessKey);
+    expect(JSON.stringify(input)).not.toContain(encodeURIComponent(FAKE_CREDENTIALS.secretAccessKey));
     expect(Object.keys(input).sort()).toEqual(['environmentVariablesOverride', 'idempotencyToken', 'projectName', 'queuedTimeoutInMinutesOverride', 'timeoutInMinutesOverride']);
+  });
+
+  it('lets the upload URLs live no longer than S3 allows (seven days)', () => {
+    expect(uploadUrlExpiryS(900)).toBe(3300);
+    expect(uploadUrlExpiryS(2160 * 60)).toBe(2160 * 60 + BUILDER_QUEUE_LIMIT_S + 600);
+    expect(uploadUrlExpiryS(30 * 24 * 3600)).toBe(7 * 24 * 3600);
+  });
+
+  it('starts nothing when the URLs cannot be signed, and says why (not busy)', async () => {
+    const failing = new CodeBuildBuilder({
+      projectName: PROJECT, client, presignUpload: () => Promise.reject(new Error('Could not load credentials from any providers')),
+    });
+    const start = failing.start(job());
+    await expect(start).rejects.toThrow(/Could not load credentials/);
+    await expect(start).rejects.not.toBeInstanceOf(BuilderBusyError);
+    expect(inputs()).toEqual([]);
   });
 
   it('keeps the timeout within what CodeBuild accepts', () => {
@@ -299,13 +369,39 @@ describe('the aws wiring (mocked SQS/CodeBuild/SES call shapes)', () => {
     await expect(openBuildQueue(aws({})).enqueue([id])).rejects.toThrow(/ENOT_QUEUE_URL/);
   });
 
-  it('starts builds on the ENOT_BUILD_PROJECT project, and has no builder without one', async () => {
+  it('starts builds on the ENOT_BUILD_PROJECT project with URLs signed for ENOT_BUCKET, and has no builder without one', async () => {
     codebuild.on(StartBuildCommand).resolves({ build: { id: `${PROJECT}:1` } });
     expect(openBuilder(aws({}))).toBeUndefined();
     expect(openBuilder(loadConfig({ ENOT_BUILD_PROJECT: PROJECT }))).toBeUndefined();
-    const builder = openBuilder(aws({ ENOT_BUILD_PROJECT: PROJECT }));
-    expect(await builder?.start(job())).toEqual({ builderId: `${PROJECT}:1` });
-    expect(codebuild.commandCalls(StartBuildCommand)[0].args[0].input.projectName).toBe(PROJECT);
+    expect(() => openBuilder(aws({ ENOT_BUILD_PROJECT: PROJECT }))).toThrow(/ENOT_BUCKET/);
+    // The SDK's default credentials, as the Lambda runtime provides them.
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = FAKE_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = FAKE_CREDENTIALS.secretAccessKey;
+    try {
+      const j = job();
+      const builder = openBuilder(aws({ ENOT_BUILD_PROJECT: PROJECT, ENOT_BUCKET: 'enot-blobs' }));
+      expect(await builder?.start(j)).toEqual({ builderId: `${PROJECT}:1` });
+      const input = codebuild.commandCalls(StartBuildCommand)[0].args[0].input;
+      expect(input.projectName).toBe(PROJECT);
+      const urls = expectUploadUrls(input, j.buildId, uploadUrlExpiryS(j.timeoutS));
+      for (const url of Object.values(urls)) {
+        expect(url.host).toBe(`enot-blobs.s3.${REGION}.amazonaws.com`);
+        expect(url.searchParams.get('X-Amz-Credential')).toMatch(new RegExp(`^${FAKE_CREDENTIALS.accessKeyId}/\\d{8}/${REGION}/s3/aws4_request$`));
+      }
+
+      // The same S3 settings as the blob store: a local endpoint is signed for, path style.
+      const local = openBuilder(aws({ ENOT_BUILD_PROJECT: PROJECT, ENOT_BUCKET: 'enot-blobs', ENOT_S3_ENDPOINT: 'http://127.0.0.1:4569' }));
+      await local?.start(job());
+      const artifact = codebuild.commandCalls(StartBuildCommand)[1].args[0].input.environmentVariablesOverride!
+        .find((v) => v.name === UPLOAD_URL_ENV.artifact)!.value!;
+      expect(artifact).toMatch(/^http:\/\/127\.0\.0\.1:4569\/enot-blobs\/artifacts\/[0-9a-f-]{36}\.ep\?/);
+    } finally {
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      else process.env.AWS_ACCESS_KEY_ID = saved.id;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+      else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+    }
   });
 
   it('mails through SES from ENOT_MAIL_FROM, and drops mail without it', async () => {
@@ -426,7 +522,10 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       config, store, blobs, metrics,
       queue: new SqsBuildQueue({ queueUrl: QUEUE_URL, client: sqsClient }),
       mailer: new SesMailer({ from: FROM, client: sesClient }),
-      builder: new CodeBuildBuilder({ projectName: PROJECT, client: codeBuildClient }),
+      builder: new CodeBuildBuilder({
+        projectName: PROJECT, client: codeBuildClient,
+        presignUpload: (key, contentType, expiresS) => blobs.presignPut(key, contentType, expiresS),
+      }),
     };
     useDeps(installed);
   });
@@ -458,6 +557,10 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       expect(input.idempotencyToken).toBe(build.id);
       expect(input.environmentVariablesOverride).toContainEqual({ name: BUILD_ENV.buildId, value: build.id, type: 'PLAINTEXT' });
       expect(input.timeoutInMinutesOverride).toBe(TIMEOUT_S / 60);
+      // The upload URLs, signed for this build's keys in the bucket the function is given.
+      const urls = Object.values(UPLOAD_URL_ENV).map((name) => new URL(input.environmentVariablesOverride!.find((v) => v.name === name)!.value!));
+      expect(urls.map((u) => u.pathname)).toEqual(Object.values(buildBlobKeys(build.id)).map((key) => `/${s3.bucket}/${key}`));
+      for (const url of urls) expect(url.searchParams.get('X-Amz-Expires')).toBe(String(TIMEOUT_S + BUILDER_QUEUE_LIMIT_S + 600));
       const view = await store.getBuild(build.id);
       expect(view?.status).toBe('running');
       expect(view?.builderId).toMatch(new RegExp(`^${PROJECT}:[0-9a-f-]{36}$`));

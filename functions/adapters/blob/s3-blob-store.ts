@@ -1,4 +1,5 @@
-// BlobStore on S3 (AWS runtime): objects in one bucket, downloads as presigned GET redirects.
+// BlobStore on S3 (AWS runtime): objects in one bucket, downloads as presigned GET redirects, and presigned PUT
+// URLs for builds that upload without S3 permissions of their own.
 // The SDK is loaded on first use, not at import: most functions never touch a blob.
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
@@ -28,6 +29,13 @@ const s3Presigner = lazyRequire<Presigner>('@aws-sdk/s3-request-presigner');
 
 // User metadata (x-amz-meta-sha256), hex: what HeadObject hands back to stat().
 const SHA256_METADATA = 'sha256';
+
+/** The longest a SigV4 presigned URL may live (S3 refuses X-Amz-Expires above seven days). */
+export const S3_PRESIGN_MAX_S = 7 * 24 * 3600;
+
+// Headers the SDK's default request checksums (CRC32) add to a PutObject. Presigned without a body, they would sign
+// the checksum of an empty body into the URL, and S3 would refuse every real upload through it.
+const CHECKSUM_HEADER = /^x-amz-(checksum-|sdk-checksum-algorithm$)/i;
 
 export class S3BlobStore implements BlobStore {
   private readonly bucket: string;
@@ -130,6 +138,34 @@ export class S3BlobStore implements BlobStore {
     });
     const location = await s3Presigner().getSignedUrl(client, command, { expiresIn: this.presignTtlS });
     return { kind: 'redirect', status: options.redirectStatus, location };
+  }
+
+  /**
+   * A URL that lets whoever holds it PUT one object at `key`, with exactly `contentType` (the signature covers
+   * the Content-Type header, so another type is refused), for `expiresInS` seconds. Signed with this store's
+   * credentials, which must allow s3:PutObject on the key; signed with temporary credentials, the URL also stops
+   * working when they expire.
+   */
+  async presignPut(key: string, contentType: string, expiresInS: number): Promise<string> {
+    assertValidBlobKey(key);
+    if (!Number.isInteger(expiresInS) || expiresInS < 1 || expiresInS > S3_PRESIGN_MAX_S) {
+      throw new RangeError(`a presigned URL lives 1 to ${S3_PRESIGN_MAX_S} seconds, not ${expiresInS}`);
+    }
+    const { sdk, client } = this.s3();
+    const command = new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: contentType });
+    // After the checksum middleware (build step) and before signing (finalizeRequest).
+    command.middlewareStack.add((next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      for (const name of Object.keys(request.headers ?? {})) {
+        if (CHECKSUM_HEADER.test(name)) delete request.headers![name];
+      }
+      return next(args);
+    }, { step: 'build', priority: 'low', name: 'enotDropEmptyBodyChecksum' });
+    return s3Presigner().getSignedUrl(client, command, {
+      expiresIn: expiresInS,
+      // The presigner leaves Content-Type unsigned by default; signed, an upload cannot choose its own type.
+      signableHeaders: new Set(['content-type']),
+    });
   }
 }
 

@@ -1,8 +1,12 @@
-// The Builder on CodeBuild (AWS runtime): one StartBuild per build, the job passed as environment overrides.
+// The Builder on CodeBuild (AWS runtime): one StartBuild per build, the job passed as environment overrides with
+// presigned PUT URLs for the build's own outputs, so the build's role needs no S3 write at all.
 // The end of a build comes back as an EventBridge event (codebuild-events.ts). The SDK is loaded on first use.
 import type { CodeBuildClient, CodeBuildClientConfig, StartBuildCommandInput } from '@aws-sdk/client-codebuild';
-import { BUILDER_QUEUE_LIMIT_S, buildEnvironment } from '#core/build-contract.js';
+import {
+  BUILDER_QUEUE_LIMIT_S, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, buildBlobKeys, buildEnvironment,
+} from '#core/build-contract.js';
 import { BuilderBusyError, type BuildJob, type Builder } from '#core/ports.js';
+import { S3_PRESIGN_MAX_S } from '#adapters/blob/s3-blob-store.js';
 import { lazyRequire } from '#adapters/lazy-require.js';
 
 type CodeBuildSdk = typeof import('@aws-sdk/client-codebuild');
@@ -26,8 +30,19 @@ const BUSY_ERRORS = new Set([
   'InternalServerException',
 ]);
 
+/** Slack past the build's own limits: CodeBuild rounds the timeout up to whole minutes, and publish runs last. */
+export const UPLOAD_URL_MARGIN_S = 600;
+
+/** Makes a URL that lets its holder PUT one object at `key` with `contentType` (S3BlobStore.presignPut). */
+export type PresignUpload = (key: string, contentType: string, expiresS: number) => Promise<string>;
+
 export interface CodeBuildBuilderOptions {
   projectName: string;
+  /**
+   * Signs the build's upload URLs. The signer's credentials need s3:PutObject on the keys (the dispatcher's role
+   * has it under artifacts/ and logs/ only); the build itself gets only the URLs.
+   */
+  presignUpload: PresignUpload;
   /** A ready client (tests); else one is made from `clientConfig` on first use. */
   client?: CodeBuildClient;
   clientConfig?: CodeBuildClientConfig;
@@ -39,6 +54,16 @@ export function timeoutMinutes(timeoutS: number): number {
   return Math.min(max, Math.max(min, Math.ceil(timeoutS / 60)));
 }
 
+/**
+ * How long a build's upload URLs live: the build may wait BUILDER_QUEUE_LIMIT_S for a machine, then run timeoutS,
+ * then publish, within S3's seven-day limit. URLs signed with temporary credentials (the Lambda role's, on AWS) also stop working when those
+ * credentials expire, whatever X-Amz-Expires says; an upload refused then fails publish, so the build ends FAILED
+ * rather than half-published.
+ */
+export function uploadUrlExpiryS(timeoutS: number): number {
+  return Math.min(S3_PRESIGN_MAX_S, timeoutS + BUILDER_QUEUE_LIMIT_S + UPLOAD_URL_MARGIN_S);
+}
+
 export class CodeBuildBuilder implements Builder {
   private client: CodeBuildClient | undefined;
 
@@ -46,18 +71,37 @@ export class CodeBuildBuilder implements Builder {
     this.client = options.client;
   }
 
-  /** The StartBuild request for a job: only the contract's variables, all plain text (a job carries no secret). */
-  startBuildInput(job: BuildJob): StartBuildCommandInput {
+  /**
+   * The presigned PUT URLs for the job's three outputs, by UPLOAD_URL_ENV name: each is good for its own key and
+   * Content-Type only, so a build (or code that takes over one) can write nothing but its own files.
+   */
+  async uploadUrls(job: BuildJob): Promise<Record<string, string>> {
+    const keys = buildBlobKeys(job.buildId);
+    const expiresS = uploadUrlExpiryS(job.timeoutS);
+    const outputs = Object.keys(UPLOAD_URL_ENV) as (keyof typeof UPLOAD_URL_ENV)[];
+    const urls = await Promise.all(outputs.map((output) =>
+      this.options.presignUpload(keys[output], OUTPUT_CONTENT_TYPES[output], expiresS)));
+    return Object.fromEntries(outputs.map((output, i) => [UPLOAD_URL_ENV[output], urls[i]]));
+  }
+
+  /**
+   * The StartBuild request for a job: the contract's variables and the upload URLs, all plain text. A URL is a
+   * capability, not a credential: it names the signer's access key id (and session token) but not its secret, so
+   * it signs nothing else, and it is as visible as the build's own details (BatchGetBuilds, the build's events).
+   */
+  startBuildInput(job: BuildJob, uploadUrls: Record<string, string>): StartBuildCommandInput {
     return {
       projectName: this.options.projectName,
-      environmentVariablesOverride: Object.entries(buildEnvironment(job)).map(([name, value]) => ({
+      environmentVariablesOverride: Object.entries({ ...buildEnvironment(job), ...uploadUrls }).map(([name, value]) => ({
         name, value, type: 'PLAINTEXT',
       })),
       timeoutInMinutesOverride: timeoutMinutes(job.timeoutS),
       // Bounded, so a build waiting for a machine ends (and is reported) before the reaper would call it lost.
       queuedTimeoutInMinutesOverride: BUILDER_QUEUE_LIMIT_S / 60,
-      // A retry within CodeBuild's 5-minute token window (a lost answer, a requeue) returns the build the
-      // first call started instead of starting a second one.
+      // The SDK's retries of this call (a lost answer) resend the same request, so CodeBuild returns the build the
+      // first attempt started instead of starting a second one. A later start() signs new URLs, which CodeBuild
+      // would refuse as a parameter mismatch within the token's 5 minutes; a requeued build comes back only after
+      // the queue's visibility timeout, past them.
       idempotencyToken: job.buildId,
     };
   }
@@ -65,9 +109,11 @@ export class CodeBuildBuilder implements Builder {
   async start(job: BuildJob): Promise<{ builderId: string }> {
     const sdk = codeBuildSdk();
     this.client ??= new sdk.CodeBuildClient(this.options.clientConfig ?? {});
+    // Signed before the try: a signing failure (no credentials) is not CodeBuild being busy.
+    const input = this.startBuildInput(job, await this.uploadUrls(job));
     let out;
     try {
-      out = await this.client.send(new sdk.StartBuildCommand(this.startBuildInput(job)));
+      out = await this.client.send(new sdk.StartBuildCommand(input));
     } catch (error) {
       if (isBusy(error)) throw new BuilderBusyError(`CodeBuild is busy (${errorName(error)}): ${errorMessage(error)}`);
       throw error;
