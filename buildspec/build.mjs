@@ -592,7 +592,7 @@ async function publish({ settings, log, state }) {
   // Past the log's cap the outcome still shows where the build is watched (CodeBuild's console, a terminal).
   if (log.truncated) echo(`==> result: ${result.status}: ${oneLine(result.message, 500)}\n`);
   writeResult(settings, result);
-  if (settings.uploadBucket) await upload(settings, packaged);
+  if (settings.uploadUrls.result) await upload(settings, packaged);
 }
 
 /** Size and SHA-256 of the file as it is now (not as the package step recorded them). */
@@ -618,15 +618,38 @@ function writeResult(settings, result) {
 }
 
 /** On CodeBuild: BUILD_OUTPUT to the keys of buildBlobKeys (functions/core/build-contract.ts), result last. */
+/**
+ * On CodeBuild: PUTs each output that exists to the presigned URL the dispatcher made for exactly its key
+ * (functions/core/build-contract.ts, UPLOAD_URL_ENV), with the Content-Type the URL was signed with. The
+ * build's role has no S3 write, so nothing a build runs can touch another build's files. The result goes
+ * last, so whoever reads it finds the package already there.
+ */
 async function upload(settings, packaged) {
-  const id = settings.job.buildId;
-  if (!BUILD_ID_PATTERN.test(id)) throw new Error('cannot upload: ENOT_BUILD_ID is missing or malformed');
+  const { uploadUrls } = settings;
   const files = [
-    ...(packaged ? [['package.ep', `artifacts/${id}.ep`, 'application/x-tar']] : []),
-    ['build.log', `logs/${id}.log`, 'text/plain; charset=utf-8'],
-    ['result.json', `logs/${id}.result.json`, 'application/json'],
+    ...(packaged ? [['package.ep', uploadUrls.artifact, 'application/x-tar']] : []),
+    ['build.log', uploadUrls.log, 'text/plain; charset=utf-8'],
+    ['result.json', uploadUrls.result, 'application/json'],
   ];
-  for (const [file, key, type] of files) await awsCopy(settings, path.join(settings.outDir, file), key, type);
+  for (const [file, url, type] of files) {
+    if (!url) throw new Error(`cannot upload ${file}: its presigned URL is missing`);
+    await putFile(path.join(settings.outDir, file), url, type);
+  }
+}
+
+/** One PUT of a whole file; a refused one is the builder's failure (the build's own status says so). */
+async function putFile(file, url, contentType) {
+  const body = fs.readFileSync(file);
+  let response;
+  try {
+    response = await fetch(url, { method: 'PUT', headers: { 'content-type': contentType }, body });
+  } catch (error) {
+    throw new Error(`uploading ${path.basename(file)} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  await response.arrayBuffer();
+  // The URL carries a signature: only its path goes into a message.
+  if (!response.ok) throw new Error(`uploading ${path.basename(file)} to ${new URL(url).pathname} failed (HTTP ${response.status})`);
+  echo(`uploaded ${path.basename(file)} (${body.length} bytes)\n`);
 }
 
 /**

@@ -43,7 +43,13 @@ export function readSettings(env = process.env) {
     otpRoot: env.ENOT_OTP_ROOT ? path.resolve(env.ENOT_OTP_ROOT) : '',
     otpVersion: env.ENOT_OTP_VERSION ?? '',
     sandbox: (env.ENOT_SANDBOX || 'auto').toLowerCase(),
+    // The ERTS project's bucket (publish-erts, with the aws CLI); package builds upload through presigned URLs.
     uploadBucket: env.ENOT_UPLOAD_BUCKET || '',
+    uploadUrls: {
+      artifact: env.ENOT_PUT_ARTIFACT_URL || '',
+      log: env.ENOT_PUT_LOG_URL || '',
+      result: env.ENOT_PUT_RESULT_URL || '',
+    },
     basePath: env.PATH || '/usr/local/bin:/usr/bin:/bin',
     job: {
       buildId: env.ENOT_BUILD_ID ?? '',

@@ -26,12 +26,12 @@ export const BUILD_ENV = {
  *   OTP the runner already knows (the local builder's detected one), so the build need not start `erl` to find it;
  * - ENOT_SANDBOX: `auto` (bubblewrap without network for the compile when it works) or `off`;
  * - ENOT_LOG_MAX_BYTES: the build log's cap; past it the log ends with a truncation note;
- * - ENOT_UPLOAD_BUCKET: on CodeBuild, the bucket post_build copies BUILD_OUTPUT to (at buildBlobKeys); unset locally,
- *   where the local builder uploads them through the BlobStore instead.
+ * - ENOT_UPLOAD_BUCKET: set only on the ERTS project (ENOT_TASK=publish-erts, uploads with the aws CLI); package
+ *   builds upload through the presigned URLs of UPLOAD_URL_ENV instead.
  */
 export const RUNNER_ENV = [
-  'ENOT_SCRIPTS', 'ENOT_WORK_DIR', 'ENOT_OUT_DIR', 'ENOT_OTP_INSTALLS', 'ENOT_SANDBOX', 'ENOT_LOG_MAX_BYTES',
-  'ENOT_UPLOAD_BUCKET',
+  'ENOT_SCRIPTS', 'ENOT_WORK_DIR', 'ENOT_OUT_DIR', 'ENOT_OTP_INSTALLS', 'ENOT_OTP_ROOT', 'ENOT_OTP_VERSION', 'ENOT_SANDBOX',
+  'ENOT_LOG_MAX_BYTES', 'ENOT_UPLOAD_BUCKET',
 ] as const;
 
 /**
@@ -66,7 +66,7 @@ export const BUILD_OUTPUT = {
   result: 'result.json',
 } as const;
 
-/** The BlobStore keys of a build's outputs (the CodeBuild role may write only under artifacts/, logs/, erts/). */
+/** The BlobStore keys of a build's outputs (on AWS each is written through its own presigned URL only). */
 export function buildBlobKeys(buildId: string): { artifact: string; log: string; result: string } {
   return {
     artifact: `artifacts/${buildId}.ep`,

@@ -11,7 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { BUILD_OUTPUT, buildEnvironment, parseBuildResult, type BuildResult } from '#core/build-contract.js';
+import { S3Client } from '@aws-sdk/client-s3';
+import { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
+import {
+  BUILD_OUTPUT, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, parseBuildResult, UPLOAD_URL_ENV, type BuildResult,
+} from '#core/build-contract.js';
+import { startS3rver, S3RVER_CREDENTIALS, type TestS3 } from '#support/s3rver.js';
+import { startSigV4CheckingProxy, type SigV4CheckingProxy } from '#support/sigv4-checking-proxy.js';
 import {
   brokenRepo, enotConfigRepo, erlangMkDepsRepo, FIXTURE_AUTHOR_EMAIL, includePrivRepo, loadBeamsInErl, makeRepo, PARTIAL_ENOT_CONFIG,
   gitRepo, plainLibRepo, readEnotConfig, readEpEntries, rebar3LibRepo, type ErlangRepo,
@@ -492,3 +498,61 @@ describe('the compile sandbox', () => {
     }
   });
 });
+
+describe('publish on CodeBuild: PUTs to the presigned URLs of the build\'s own keys (s3rver behind a SigV4 checker, nothing mocked)', () => {
+  let s3: TestS3;
+  let checker: SigV4CheckingProxy;
+  let client: S3Client;
+  let blobs: S3BlobStore;
+
+  beforeAll(async () => {
+    s3 = await startS3rver();
+    checker = await startSigV4CheckingProxy(s3.endpoint, S3RVER_CREDENTIALS);
+    client = new S3Client({ endpoint: checker.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
+    blobs = new S3BlobStore({ client, bucket: s3.bucket, presignTtlS: 60 });
+  });
+  afterAll(async () => {
+    client?.destroy();
+    await checker?.close();
+    await s3?.close();
+  });
+
+  async function urlsFor(buildId: string, keys = buildBlobKeys(buildId)): Promise<Record<string, string>> {
+    return {
+      [UPLOAD_URL_ENV.artifact]: await blobs.presignPut(keys.artifact, OUTPUT_CONTENT_TYPES.artifact, 600),
+      [UPLOAD_URL_ENV.log]: await blobs.presignPut(keys.log, OUTPUT_CONTENT_TYPES.log, 600),
+      [UPLOAD_URL_ENV.result]: await blobs.presignPut(keys.result, OUTPUT_CONTENT_TYPES.result, 600),
+    };
+  }
+
+  it('uploads the package, the log and the result where completion reads them', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'uploaded_lib' }));
+    const buildId = `b-${buildCount + 1}`;
+    const run = await runBuild(repo, await urlsFor(buildId));
+    expect(run.phasesOk.post_build).toBe(true);
+    const keys = buildBlobKeys(buildId);
+    const result = parseBuildResult((await blobs.get(keys.result))!.toString('utf8'));
+    expect(result).toMatchObject({ buildId, status: 'succeeded' });
+    const artifact = (await blobs.get(keys.artifact))!;
+    expect(createHash('sha256').update(artifact).digest('hex')).toBe(result!.artifactSha256);
+    expect((await blobs.get(keys.log))!.toString('utf8')).toContain('==> result: succeeded');
+    expect(run.log).not.toContain('X-Amz-Signature');
+  });
+
+  it('fails the builder (post_build non-zero) when a URL is refused, and says which file', async () => {
+    const repo = await fixture(plainLibRepo({ name: 'refused_lib' }));
+    const buildId = `b-${buildCount + 1}`;
+    // URLs signed for another build's keys: the checker refuses them once the path is rewritten to ours.
+    const theirs = await urlsFor('someone-else');
+    const ours = buildBlobKeys(buildId);
+    const forged = {
+      [UPLOAD_URL_ENV.artifact]: theirs[UPLOAD_URL_ENV.artifact].replace('/artifacts/someone-else.ep?', `/${ours.artifact}?`),
+      [UPLOAD_URL_ENV.log]: theirs[UPLOAD_URL_ENV.log].replace('/logs/someone-else.log?', `/${ours.log}?`),
+      [UPLOAD_URL_ENV.result]: theirs[UPLOAD_URL_ENV.result].replace('/logs/someone-else.result.json?', `/${ours.result}?`),
+    };
+    const run = await runBuild(repo, forged);
+    expect(run.phasesOk.post_build).toBe(false);
+    expect(await blobs.get(ours.result)).toBeNull();
+  });
+});
+
