@@ -3,7 +3,7 @@
 // handler bundled the same way. The AWS runtime runs against local stand-ins: the Data API test
 // server over the bench database and s3rver.
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,9 @@ import { startDataApiServer } from '#support/data-api-server.js';
 import { S3RVER_CREDENTIALS, startS3rver } from '#support/s3rver.js';
 import { esbuildOptions } from '../../infra/bundling.js';
 import type { ColdStartSample } from './cold-start-child.js';
+
+/** The webhook secret of the cold-start runs: /callback verifies a signed ping, as GitHub sends one. */
+const COLD_START_WEBHOOK_SECRET = 'enot-bench-webhook-secret';
 
 const FUNCTIONS_DIR = fileURLToPath(new URL('../../functions/', import.meta.url));
 const CHILD_SOURCE = fileURLToPath(new URL('./cold-start-child.ts', import.meta.url));
@@ -71,9 +74,26 @@ function apiGatewayEvent(route: Route, fixture: ColdStartFixture): Record<string
     'last-builds': { n: '20' },
   };
   const query = queries[route.name] ?? null;
+  // The build routes get what they get in production: a request for a version already built (answered from
+  // the database, build once), a rebuild of an existing build, and GitHub's signed ping.
+  const bodies: Record<string, unknown> = {
+    'build-async': {
+      full_name: fixture.fullName, clone_url: `https://github.com/${fixture.fullName}.git`,
+      versions: { ref: fixture.ref, erl_version: fixture.erlVersion }, notify_email: false,
+    },
+    rebuild: { build_id: fixture.buildId },
+    callback: { zen: 'Keep it logically awesome.', hook_id: 1, repository: { full_name: fixture.fullName } },
+  };
   const body = route.method === 'POST'
-    ? JSON.stringify({ full_name: fixture.fullName, versions: { ref: fixture.ref, erl_version: fixture.erlVersion } })
+    ? JSON.stringify(bodies[route.name] ?? { full_name: fixture.fullName, versions: { ref: fixture.ref, erl_version: fixture.erlVersion } })
     : null;
+  const webhook: Record<string, string> = route.name === 'callback' && body
+    ? {
+      'X-GitHub-Event': 'ping',
+      'X-GitHub-Delivery': randomUUID(),
+      'X-Hub-Signature-256': `sha256=${createHmac('sha256', COLD_START_WEBHOOK_SECRET).update(body).digest('hex')}`,
+    }
+    : {};
   const host = 'k3x9q2m7ab.execute-api.eu-west-1.amazonaws.com';
   const now = new Date();
   const headers: Record<string, string> = {
@@ -86,6 +106,7 @@ function apiGatewayEvent(route: Route, fixture: ColdStartFixture): Record<string
     'X-Forwarded-Port': '443',
     'X-Forwarded-Proto': 'https',
     ...(body ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } : {}),
+    ...webhook,
   };
   return {
     resource: route.path,
@@ -204,6 +225,7 @@ export async function measureColdStarts(options: ColdStartOptions): Promise<Cold
       ENOT_RDS_DATA_ENDPOINT: dataApi.endpoint,
       ENOT_S3_ENDPOINT: s3.endpoint,
       ENOT_DEFAULT_ERL_VERSION: fixture.erlVersion,
+      GIT_SECRET: COLD_START_WEBHOOK_SECRET,
       AWS_REGION: 'eu-west-1',
       AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
