@@ -275,7 +275,6 @@ export function buildPathTable(b: BuildPathResult, targets: Target[]): Table {
     [label, String(t.n), ms(t.medianMs), ms(t.minMs), withP99 ? ms(t.p99Ms) : '', ms(t.maxMs), mark];
   const part = (label: string, value: number): string[] => [label, '', ms(value), '', '', '', ''];
   const steps = b.parts.steps;
-  const stepMs = (name: string) => steps.find((s) => s.step === name)?.medianMs ?? NaN;
   const rows: string[][] = [
     timed('`erl -noshell -eval \'halt().\'` (a VM start)', b.erlStart, false),
     timed('`node -e 0` (a node start)', b.nodeStart, false),

@@ -11,13 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { S3Client } from '@aws-sdk/client-s3';
-import { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
+import type { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
 import {
   BUILD_OUTPUT, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, parseBuildResult, UPLOAD_URL_ENV, type BuildResult,
 } from '#core/build-contract.js';
-import { startS3rver, S3RVER_CREDENTIALS, type TestS3 } from '#support/s3rver.js';
-import { startSigV4CheckingProxy, type SigV4CheckingProxy } from '#support/sigv4-checking-proxy.js';
+import { startCheckedS3, type CheckedS3 } from '#support/sigv4-checking-proxy.js';
 import {
   brokenRepo, enotConfigRepo, erlangMkDepsRepo, FIXTURE_AUTHOR_EMAIL, includePrivRepo, loadBeamsInErl, makeRepo, PARTIAL_ENOT_CONFIG,
   gitRepo, plainLibRepo, readEnotConfig, readEpEntries, rebar3LibRepo, type ErlangRepo,
@@ -500,22 +498,14 @@ describe('the compile sandbox', () => {
 });
 
 describe('publish on CodeBuild: PUTs to the presigned URLs of the build\'s own keys (s3rver behind a SigV4 checker, nothing mocked)', () => {
-  let s3: TestS3;
-  let checker: SigV4CheckingProxy;
-  let client: S3Client;
+  let checked: CheckedS3;
   let blobs: S3BlobStore;
 
   beforeAll(async () => {
-    s3 = await startS3rver();
-    checker = await startSigV4CheckingProxy(s3.endpoint, S3RVER_CREDENTIALS);
-    client = new S3Client({ endpoint: checker.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
-    blobs = new S3BlobStore({ client, bucket: s3.bucket, presignTtlS: 60 });
+    checked = await startCheckedS3();
+    ({ blobs } = checked);
   });
-  afterAll(async () => {
-    client?.destroy();
-    await checker?.close();
-    await s3?.close();
-  });
+  afterAll(() => checked?.close());
 
   async function urlsFor(buildId: string, keys = buildBlobKeys(buildId)): Promise<Record<string, string>> {
     return {

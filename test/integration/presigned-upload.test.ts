@@ -6,30 +6,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidBlobKeyError } from '#adapters/blob/blob-key.js';
 import { S3_PRESIGN_MAX_S, S3BlobStore } from '#adapters/blob/s3-blob-store.js';
 import { buildBlobKeys, OUTPUT_CONTENT_TYPES } from '#core/build-contract.js';
-import { startS3rver, S3RVER_CREDENTIALS, type TestS3 } from '#support/s3rver.js';
-import { startSigV4CheckingProxy, type SigV4CheckingProxy } from '#support/sigv4-checking-proxy.js';
+import { S3RVER_CREDENTIALS, type TestS3 } from '#support/s3rver.js';
+import { startCheckedS3, type CheckedS3, type SigV4CheckingProxy } from '#support/sigv4-checking-proxy.js';
 
 const EXPIRES_S = 3301;
 
 describe('S3BlobStore.presignPut: presigned PUT URLs on s3rver behind a SigV4 checker', () => {
+  let checked: CheckedS3;
   let s3: TestS3;
   let checker: SigV4CheckingProxy;
   let client: S3Client;
   let blobs: S3BlobStore;
 
   beforeAll(async () => {
-    s3 = await startS3rver();
-    checker = await startSigV4CheckingProxy(s3.endpoint, S3RVER_CREDENTIALS);
     // The store signs for the checker's address, as the dispatcher signs for the bucket's.
-    client = new S3Client({ endpoint: checker.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
-    blobs = new S3BlobStore({ client, bucket: s3.bucket, presignTtlS: 60 });
+    checked = await startCheckedS3();
+    ({ s3, checker, client, blobs } = checked);
   });
 
-  afterAll(async () => {
-    client?.destroy();
-    await checker?.close();
-    await s3?.close();
-  });
+  afterAll(() => checked?.close());
+
 
   const put = (url: string, body: Uint8Array | string, contentType: string) =>
     fetch(url, { method: 'PUT', body, headers: { 'content-type': contentType } });

@@ -5,6 +5,9 @@
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, request as forward, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { S3Client } from '@aws-sdk/client-s3';
+import { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
+import { startS3rver, S3RVER_CREDENTIALS, type TestS3 } from './s3rver.js';
 
 export interface SigV4CheckingProxy {
   /** `http://127.0.0.1:<port>`: presign against this endpoint, and send the presigned requests here. */
@@ -127,4 +130,28 @@ export async function startSigV4CheckingProxy(
       server.close((error) => (error ? reject(error) : resolve()));
     }),
   });
+}
+
+/** s3rver behind the checker, and an S3BlobStore that signs for the checker's address as the dispatcher signs for S3's. */
+export interface CheckedS3 {
+  s3: TestS3;
+  checker: SigV4CheckingProxy;
+  client: S3Client;
+  blobs: S3BlobStore;
+  close(): Promise<void>;
+}
+
+export async function startCheckedS3(): Promise<CheckedS3> {
+  const s3 = await startS3rver();
+  const checker = await startSigV4CheckingProxy(s3.endpoint, S3RVER_CREDENTIALS);
+  const client = new S3Client({ endpoint: checker.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
+  return {
+    s3, checker, client,
+    blobs: new S3BlobStore({ client, bucket: s3.bucket, presignTtlS: 60 }),
+    async close() {
+      client.destroy();
+      await checker.close();
+      await s3.close();
+    },
+  };
 }
