@@ -2,7 +2,7 @@
 // DATABASE_URL. The queue records what it is handed; no builder runs, so builds stay queued.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
-import { openPgliteStore, openPgStore, type SqlStore } from '#adapters/postgres/open-store.js';
+import type { SqlStore } from '#adapters/postgres/open-store.js';
 import { ConflictError, ValidationError } from '#core/errors.js';
 import type { Build, PackageName } from '#core/model.js';
 import type { BuildQueue, Store } from '#core/ports.js';
@@ -10,34 +10,10 @@ import {
   classifyWebhook, cloneUrlProblem, displayCloneUrl, normalizeCloneUrl, rebuild, requestBuilds, requestTagBuild,
   NO_SUCH_BUILD, type BuildRequestPorts, type BuildRequestSettings,
 } from '#core/request-builds.js';
-import { createTestDatabase, TEST_DATABASE_URL } from '#support/databases.js';
+import { drivers as storeDrivers, type Harness } from '#support/store-drivers.js';
 
-interface Harness {
-  store: SqlStore;
-  close(): Promise<void>;
-}
-
-async function openPglite(): Promise<Harness> {
-  const store = await openPgliteStore();
-  return { store, close: () => store.close() };
-}
-
-async function openPg(): Promise<Harness> {
-  const db = await createTestDatabase();
-  const store = await openPgStore(db.url);
-  return {
-    store,
-    async close() {
-      await store.close();
-      await db.drop();
-    },
-  };
-}
-
-const drivers = [
-  { driver: 'PGlite', available: true, open: openPglite },
-  { driver: 'pg', available: Boolean(TEST_DATABASE_URL), open: openPg },
-];
+// The use cases are driver-independent; the Data API driver is covered by the store suites.
+const drivers = storeDrivers.filter((d) => d.driver !== 'Data API');
 
 /** A queue that records every hand-over, and can be told to fail. */
 class RecordingQueue implements BuildQueue {

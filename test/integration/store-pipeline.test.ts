@@ -2,73 +2,9 @@
 // server) with DATABASE_URL. Notify fields, webhook deliveries, the queue (claim, requeue, stuck builds), and the
 // reads the build requests make.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import type { Build, BuildStatus, Repository, Version } from '#core/model.js';
-import { runMigrations, SqlStore } from '#adapters/postgres/open-store.js';
-import { createDataApiClient } from '#adapters/postgres/data-api-client.js';
-import { createPgClient } from '#adapters/postgres/pg-client.js';
-import { createPgliteClient } from '#adapters/postgres/pglite-client.js';
-import type { SqlClient } from '#adapters/postgres/sql-client.js';
-import { createTestDatabase, TEST_DATABASE_URL } from '#support/databases.js';
-import { startDataApiServer } from '#support/data-api-server.js';
-
-interface Harness {
-  store: SqlStore;
-  close(): Promise<void>;
-}
-
-async function migratedStore(client: SqlClient, close: () => Promise<void>): Promise<Harness> {
-  try {
-    await runMigrations(client);
-  } catch (e) {
-    await close();
-    throw e;
-  }
-  return { store: new SqlStore(client), close };
-}
-
-async function openPglite(): Promise<Harness> {
-  const client = await createPgliteClient();
-  return migratedStore(client, () => client.close());
-}
-
-async function openPg(): Promise<Harness> {
-  const db = await createTestDatabase();
-  const client = createPgClient(db.url);
-  return migratedStore(client, async () => {
-    await client.close();
-    await db.drop();
-  });
-}
-
-async function openDataApi(): Promise<Harness> {
-  const db = await createTestDatabase();
-  const server = await startDataApiServer(db.url);
-  const rds = new RDSDataClient({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-  const client = createDataApiClient({
-    resourceArn: 'arn:aws:rds:us-east-1:123456789012:cluster:enot',
-    secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:enot-db',
-    database: 'enot',
-    client: rds,
-  });
-  return migratedStore(client, async () => {
-    await client.close();
-    rds.destroy();
-    await server.close();
-    await db.drop();
-  });
-}
-
-/** `concurrent`: two transactions can run at once (PGlite runs one at a time). */
-const drivers = [
-  { driver: 'PGlite', available: true, open: openPglite, concurrent: false },
-  { driver: 'pg', available: Boolean(TEST_DATABASE_URL), open: openPg, concurrent: true },
-  { driver: 'Data API', available: Boolean(TEST_DATABASE_URL), open: openDataApi, concurrent: true },
-];
+import type { SqlStore } from '#adapters/postgres/open-store.js';
+import { drivers, type Harness } from '#support/store-drivers.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 /** A fixed instant `minutes` after 2024-01-01T00:00Z, so orderings never depend on the clock. */

@@ -1,97 +1,11 @@
 // The Store contract, run on every driver: PGlite always; pg and the Data API (through the test server) with DATABASE_URL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import type { Build, BuildStatus, BuildView, Repository, Version } from '#core/model.js';
 import type { Store } from '#core/ports.js';
-import {
-  loadMigrations, runMigrations, SqlStore,
-} from '#adapters/postgres/open-store.js';
-import { createDataApiClient } from '#adapters/postgres/data-api-client.js';
-import { createPgClient } from '#adapters/postgres/pg-client.js';
-import { createPgliteClient } from '#adapters/postgres/pglite-client.js';
+import { loadMigrations, runMigrations, SqlStore } from '#adapters/postgres/open-store.js';
 import { toDateOrNull } from '#adapters/postgres/rows.js';
 import type { SqlClient } from '#adapters/postgres/sql-client.js';
-import { createTestDatabase, TEST_DATABASE_URL } from '#support/databases.js';
-import { startDataApiServer } from '#support/data-api-server.js';
-
-interface Harness {
-  store: SqlStore;
-  close(): Promise<void>;
-}
-
-type OpenHarness = () => Promise<Harness>;
-
-/** A driver on an empty database, nothing migrated: for tests that migrate in steps. */
-interface BareHarness {
-  client: SqlClient;
-  close(): Promise<void>;
-}
-
-type OpenBare = () => Promise<BareHarness>;
-
-const openPgliteBare: OpenBare = async () => {
-  const client = await createPgliteClient();
-  return { client, close: () => client.close() };
-};
-
-const openPgBare: OpenBare = async () => {
-  const db = await createTestDatabase();
-  const client = createPgClient(db.url);
-  return {
-    client,
-    async close() {
-      await client.close();
-      await db.drop();
-    },
-  };
-};
-
-const openDataApiBare: OpenBare = async () => {
-  const db = await createTestDatabase();
-  const server = await startDataApiServer(db.url);
-  const rds = new RDSDataClient({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-  const client = createDataApiClient({
-    resourceArn: 'arn:aws:rds:us-east-1:123456789012:cluster:enot',
-    secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:enot-db',
-    database: 'enot',
-    client: rds,
-  });
-  return {
-    client,
-    async close() {
-      await client.close();
-      rds.destroy();
-      await server.close();
-      await db.drop();
-    },
-  };
-};
-
-/** A driver's bare harness, migrated, under the Store: what the open*Store factories do. */
-const migrated = (openBare: OpenBare): OpenHarness => async () => {
-  const bare = await openBare();
-  try {
-    await runMigrations(bare.client);
-  } catch (e) {
-    await bare.close();
-    throw e;
-  }
-  return { store: new SqlStore(bare.client), close: bare.close };
-};
-const openPglite = migrated(openPgliteBare);
-const openPg = migrated(openPgBare);
-const openDataApi = migrated(openDataApiBare);
-
-/** `concurrent`: two transactions can run at once (PGlite runs one at a time). */
-const drivers: { driver: string; available: boolean; open: OpenHarness; openBare: OpenBare; concurrent: boolean }[] = [
-  { driver: 'PGlite', available: true, open: openPglite, openBare: openPgliteBare, concurrent: false },
-  { driver: 'pg', available: Boolean(TEST_DATABASE_URL), open: openPg, openBare: openPgBare, concurrent: true },
-  { driver: 'Data API', available: Boolean(TEST_DATABASE_URL), open: openDataApi, openBare: openDataApiBare, concurrent: true },
-];
+import { drivers, type BareHarness, type Harness, type OpenBare, type OpenHarness } from '#support/store-drivers.js';
 
 describe.each(drivers)('Store on $driver', ({ available, open, openBare, concurrent }) => {
   if (!available) {
