@@ -17,11 +17,11 @@ import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import { useDeps, type Deps } from '#functions/wiring.js';
 import { invokeLambda, loadApigwEvent } from '#support/apigw-events.js';
 import { openTestStore } from '#support/databases.js';
+import { envelope, JSON_TYPE } from '#support/envelope-assertions.js';
 
 // A JSON package: required, so its default export needs no interop.
 const webhookExamples = createRequire(import.meta.url)('@octokit/webhooks-examples') as WebhookDefinition[];
 
-const JSON_TYPE = 'application/json; charset=utf-8';
 // The secret the recorded API Gateway event for /callback (fixtures/apigw/callback-create-tag.json) is signed with.
 const SECRET = 'enot-fixture-webhook-secret';
 const MAX_VERSIONS = 3;
@@ -82,18 +82,6 @@ function post(path: string, body: unknown, headers: Record<string, string> = {})
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-}
-
-/** Asserts the status, the JSON content type and the envelope; returns `response`. */
-async function envelope(res: Response, status: number): Promise<unknown> {
-  const text = await res.text();
-  expect(res.status, text).toBe(status);
-  expect(res.headers.get('content-type')).toBe(JSON_TYPE);
-  const body = JSON.parse(text) as { result: unknown; response: unknown };
-  expect(Object.keys(body).sort()).toEqual(['response', 'result']);
-  expect(body.result).toBe(status === 200);
-  if (status !== 200) expect(typeof body.response).toBe('string');
-  return body.response;
 }
 
 const failure = async (res: Response, status: number) => (await envelope(res, status)) as string;

@@ -1,76 +1,30 @@
 // `npm start` building, killed and started again: builds queued over HTTP survive a SIGKILL or a SIGTERM of the
 // service mid-queue and all end succeeded after the next start (none lost, none stuck), and a killed service leaves
 // no build process behind. Also: without Erlang the service still answers, and builds fail saying why.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
 import { makeRepo, plainLibRepo, type ErlangRepo } from '#support/erlang-repos.js';
 import { buildProcesses } from '#support/build-processes.js';
-
-const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Running {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-}
-
-const children = new Set<ChildProcess>();
-const cleanups: Array<() => Promise<void>> = [];
+import { killAllServices, signalService, startService, type RunningService } from '#support/local-service.js';
 
 /**
- * Starts functions/local/main.ts the way `npm start` does (tsx), on `dataDir`, with DATABASE_URL when given
- * (else PGlite in the data dir). `env` adds to or overrides the environment.
+ * Starts `npm start` on `dataDir`, with DATABASE_URL when given (else PGlite in the data dir), builds allowed to
+ * clone from the temp dir. `env` adds to or overrides the environment.
  */
-async function start(dataDir: string, databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<Running> {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) base[k] = v;
-  delete base.DATABASE_URL;
-  Object.assign(base, {
-    PORT: '0', ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'info', ENOT_RUNTIME: 'local', ENOT_BUILD_CONCURRENCY: '2',
-    ENOT_ALLOWED_CLONE_URLS: `${pathToFileURL(tmpdir()).href}/`,
-  }, databaseUrl ? { DATABASE_URL: databaseUrl } : {}, env);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
-    cwd: projectRoot, env: base, stdio: ['ignore', 'pipe', 'pipe'],
+const start = (dataDir: string, databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<RunningService> =>
+  startService({
+    ENOT_DATA_DIR: dataDir, ENOT_BUILD_CONCURRENCY: '2', ENOT_ALLOWED_CLONE_URLS: `${pathToFileURL(tmpdir()).href}/`,
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...env,
   });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${output}`)), 90_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString('utf8');
-      const listening = /"message":"listening".*?"url":"([^"]+)"/.exec(output);
-      if (listening) {
-        clearTimeout(timer);
-        resolve(listening[1]);
-      }
-    });
-    child.stderr!.on('data', (c: Buffer) => { output += c.toString('utf8'); });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${output}`));
-    });
-  });
-  return { child, url, output: () => output };
-}
 
-/** Sends `signal` and resolves with the exit code (or the signal), failing past `ms`. */
-function kill(running: Running, signal: NodeJS.Signals, ms = 30_000): Promise<number | string | null> {
-  return new Promise((resolve, reject) => {
-    if (running.child.exitCode !== null) return resolve(running.child.exitCode);
-    const timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms:\n${running.output()}`)), ms);
-    running.child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      resolve(code ?? sig);
-    });
-    running.child.kill(signal);
-  });
-}
+const kill = signalService;
+
+const cleanups: Array<() => Promise<void>> = [];
 
 interface SearchEntry { build_id: string; name: string; success: boolean }
 
@@ -119,7 +73,7 @@ beforeAll(async () => {
 
 afterEach(() => {
   // A failed assertion must not leave a server behind.
-  for (const child of children) child.kill('SIGKILL');
+  killAllServices();
 });
 
 afterAll(async () => {

@@ -1,74 +1,18 @@
 // `npm start` as a user runs it: a real process on PGlite in a data dir, answering, stopping cleanly on SIGTERM, reopening.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#functions/config.js';
 import { buildDeps } from '#functions/wiring.js';
+import { killAllServices, signalService, startService, type RunningService } from '#support/local-service.js';
 
-const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Running {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-}
-
-const children = new Set<ChildProcess>();
-
-/** Starts functions/local/main.ts the way `npm start` does (tsx), without DATABASE_URL so it uses PGlite. */
-async function start(dataDir: string): Promise<Running> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  delete env.DATABASE_URL;
-  Object.assign(env, { PORT: '0', ENOT_DATA_DIR: dataDir, ENOT_LOG_LEVEL: 'info', ENOT_RUNTIME: 'local' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
-    cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString('utf8');
-      for (const line of output.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        try {
-          const entry = JSON.parse(line) as { message?: string; url?: string };
-          if (entry.message === 'listening' && entry.url) {
-            clearTimeout(timer);
-            resolve(entry.url);
-          }
-        } catch {
-          // a partial line; wait for the rest
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => { output += c.toString('utf8'); });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${output}`));
-    });
-  });
-  return { child, url, output: () => output };
-}
+/** Starts `npm start` on PGlite in `dataDir` (no DATABASE_URL). */
+const start = (dataDir: string): Promise<RunningService> => startService({ ENOT_DATA_DIR: dataDir }, 60_000);
 
 /** Sends SIGTERM and resolves with the exit code, failing past `ms`. */
-function stop(running: Running, ms = 10_000): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms:\n${running.output()}`)), ms);
-    running.child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-    running.child.kill('SIGTERM');
-  });
-}
+const stop = (running: RunningService, ms = 10_000) => signalService(running, 'SIGTERM', ms);
 
 async function expectNoSuchBuild(url: string): Promise<void> {
   const res = await fetch(`${url}/get`, {
@@ -88,7 +32,7 @@ describe('npm start', () => {
 
   afterEach(() => {
     // A failed assertion must not leave a server behind.
-    for (const child of children) child.kill('SIGKILL');
+    killAllServices();
   });
 
   afterAll(async () => {

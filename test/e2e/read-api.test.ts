@@ -15,8 +15,8 @@ import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import type { Deps } from '#functions/wiring.js';
 import { openTestStore } from '#support/databases.js';
 import { failingStore } from '#support/failing-store.js';
+import { envelope, JSON_TYPE } from '#support/envelope-assertions.js';
 
-const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const MAX_BODY = 16 * 1024;
 
@@ -58,18 +58,6 @@ function post(path: string, body: unknown, init: RequestInit = {}): Promise<Resp
     body: typeof body === 'string' ? body : JSON.stringify(body),
     ...init,
   });
-}
-
-/** Asserts the status, the JSON content type and the envelope; returns `response`. */
-async function envelope(res: Response, status: number): Promise<unknown> {
-  const text = await res.text();
-  expect(res.status, text).toBe(status);
-  expect(res.headers.get('content-type')).toBe(JSON_TYPE);
-  const body = JSON.parse(text) as { result: unknown; response: unknown };
-  expect(Object.keys(body).sort()).toEqual(['response', 'result']);
-  expect(body.result).toBe(status === 200);
-  if (status !== 200) expect(typeof body.response).toBe('string');
-  return body.response;
 }
 
 async function failure(res: Response, status: number): Promise<string> {

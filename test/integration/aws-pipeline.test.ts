@@ -35,6 +35,7 @@ import { handler as reapBuildsWorker } from '#functions/workers/reap-builds.js';
 import { handler as startBuild } from '#functions/workers/start-build.js';
 import { openTestStore } from '#support/databases.js';
 import { startS3rver, type TestS3 } from '#support/s3rver.js';
+import { lambdaContext } from '#support/apigw-events.js';
 
 const REGION = 'eu-west-1';
 const ACCOUNT = '123456789012';
@@ -64,27 +65,8 @@ async function codeBuildEvent(name: string, values: { buildId: string; codeBuild
   })) as CodeBuildEvent;
 }
 
-/** A Lambda context as the runtime hands it to a worker. */
-function lambdaContext(worker: string): Context {
-  const functionName = `enot-builder-${worker}`;
-  const unsupported = () => {
-    throw new Error('the callback-style context methods are not for async handlers');
-  };
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName}`,
-    memoryLimitInMB: '256',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `2026/11/21/[$LATEST]${randomBytes(16).toString('hex')}`,
-    getRemainingTimeInMillis: () => 60_000,
-    done: unsupported,
-    fail: unsupported,
-    succeed: unsupported,
-  };
-}
+/** A Lambda context as the runtime hands it to a worker (its timeout as the stack sets it). */
+const workerContext = (worker: string): Context => lambdaContext({ name: worker }, 60_000);
 
 /** One SQS record as the event source mapping delivers it. */
 function sqsRecord(body: string): SQSRecord {
@@ -549,7 +531,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       codeBuildStarts();
       const build = await queuedBuild();
       const record = sqsRecord(JSON.stringify({ buildId: build.id }));
-      expect(await startBuild({ Records: [record] }, lambdaContext('start-build'))).toEqual({ batchItemFailures: [] });
+      expect(await startBuild({ Records: [record] }, workerContext('start-build'))).toEqual({ batchItemFailures: [] });
 
       const calls = codebuild.commandCalls(StartBuildCommand);
       expect(calls).toHaveLength(1);
@@ -568,7 +550,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
 
       // SQS delivers at least once: the same message again, in a batch with itself.
       const again = { ...record, messageId: randomUUID() };
-      expect(await startBuild({ Records: [again, again] }, lambdaContext('start-build'))).toEqual({ batchItemFailures: [] });
+      expect(await startBuild({ Records: [again, again] }, workerContext('start-build'))).toEqual({ batchItemFailures: [] });
       expect(codebuild.commandCalls(StartBuildCommand)).toHaveLength(1);
       expect((await store.getBuild(build.id))?.builderId).toBe(view?.builderId);
     });
@@ -581,7 +563,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       const a = sqsRecord(JSON.stringify({ buildId: throttled.id }));
       const b = sqsRecord(JSON.stringify({ buildId: fine.id }));
 
-      expect(await startBuild({ Records: [a, b] }, lambdaContext('start-build'))).toEqual({ batchItemFailures: [{ itemIdentifier: a.messageId }] });
+      expect(await startBuild({ Records: [a, b] }, workerContext('start-build'))).toEqual({ batchItemFailures: [{ itemIdentifier: a.messageId }] });
       expect(await store.getBuild(throttled.id)).toMatchObject({ status: 'queued', builderId: null });
       expect((await store.getBuild(throttled.id))?.message).toMatch(/^waiting to start: CodeBuild is busy \(ThrottlingException\)/);
       expect((await store.getBuild(fine.id))?.status).toBe('running');
@@ -590,14 +572,14 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       // The redelivery, once CodeBuild has room, starts it.
       codebuild.reset();
       codeBuildStarts();
-      expect(await startBuild({ Records: [{ ...a, messageId: randomUUID() }] }, lambdaContext('start-build'))).toEqual({ batchItemFailures: [] });
+      expect(await startBuild({ Records: [{ ...a, messageId: randomUUID() }] }, workerContext('start-build'))).toEqual({ batchItemFailures: [] });
       expect((await store.getBuild(throttled.id))?.status).toBe('running');
     });
 
     it('drops a message that names no build instead of retrying it forever', async () => {
       codeBuildStarts();
       const records = [sqsRecord('not json'), sqsRecord(JSON.stringify({ buildId: 'nope' })), sqsRecord(JSON.stringify({ id: randomUUID() }))];
-      expect(await startBuild({ Records: records }, lambdaContext('start-build'))).toEqual({ batchItemFailures: [] });
+      expect(await startBuild({ Records: records }, workerContext('start-build'))).toEqual({ batchItemFailures: [] });
       expect(codebuild.commandCalls(StartBuildCommand)).toHaveLength(0);
     });
 
@@ -605,7 +587,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       const build = await queuedBuild();
       const { builder: _none, ...withoutBuilder } = await deps();
       useDeps(withoutBuilder);
-      await expect(startBuild({ Records: [sqsRecord(JSON.stringify({ buildId: build.id }))] }, lambdaContext('start-build')))
+      await expect(startBuild({ Records: [sqsRecord(JSON.stringify({ buildId: build.id }))] }, workerContext('start-build')))
         .rejects.toThrow(/ENOT_BUILD_PROJECT/);
       expect((await store.getBuild(build.id))?.status).toBe('queued');
       expect(metrics.flushes).toBe(1);
@@ -639,7 +621,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       await upload(build.id, { commitSha: 'c'.repeat(40), otpRelease: '25.3.2', tool: 'rebar3' }, { artifact, log: '==> done\n' });
       const event = await codeBuildEvent('succeeded', { buildId: build.id, codeBuildUuid });
 
-      await buildFinished(event, lambdaContext('build-finished'));
+      await buildFinished(event, workerContext('build-finished'));
       const keys = buildBlobKeys(build.id);
       expect(await store.getBuild(build.id)).toMatchObject({
         status: 'succeeded', message: 'compiled with rebar3', artifactKey: keys.artifact, artifactSize: artifact.length,
@@ -658,7 +640,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       expect(mails[0].Message?.Body?.Html).toBeUndefined();
 
       // EventBridge redelivers: nothing changes, no second mail.
-      await buildFinished({ ...event }, lambdaContext('build-finished'));
+      await buildFinished({ ...event }, workerContext('build-finished'));
       expect(sentMail()).toHaveLength(1);
       expect(metrics.snapshot().counters.BuildsSucceeded).toBe(1);
     });
@@ -666,7 +648,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
     it('fails a SUCCEEDED build whose result says the package did not compile, and mails the author', async () => {
       const { build, codeBuildUuid } = await runningBuild({ notify: true });
       await upload(build.id, { status: 'failed', failure: 'compile', message: 'compile error in src/cowboy_utils.erl', authorEmail: 'alice@example.com' }, { log: 'error\n' });
-      await buildFinished(await codeBuildEvent('succeeded', { buildId: build.id, codeBuildUuid }), lambdaContext('build-finished'));
+      await buildFinished(await codeBuildEvent('succeeded', { buildId: build.id, codeBuildUuid }), workerContext('build-finished'));
       expect(await store.getBuild(build.id)).toMatchObject({ status: 'failed', message: 'compile error in src/cowboy_utils.erl', artifactKey: null });
       const mails = sentMail();
       expect(mails.map((m) => m.Destination?.ToAddresses)).toEqual([['alice@example.com']]);
@@ -676,7 +658,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
     it('fails a FAILED build that left no result, pointing to its log', async () => {
       const { build, codeBuildUuid } = await runningBuild();
       await upload(build.id, null, { log: 'node: build.mjs crashed\n' });
-      await buildFinished(await codeBuildEvent('failed', { buildId: build.id, codeBuildUuid }), lambdaContext('build-finished'));
+      await buildFinished(await codeBuildEvent('failed', { buildId: build.id, codeBuildUuid }), workerContext('build-finished'));
       const view = await store.getBuild(build.id);
       expect(view?.status).toBe('failed');
       expect(view?.message).toBe('the builder ended (FAILED) without a result; see the build log');
@@ -687,14 +669,14 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
     it('fails a TIMED_OUT build with the limit it hit', async () => {
       const { build, codeBuildUuid } = await runningBuild({ notify: true, notifyEmail: 'bob@example.com' });
       await upload(build.id, { status: 'succeeded' }, { artifact: randomBytes(100), log: 'compiling...\n' });
-      await buildFinished(await codeBuildEvent('timed-out', { buildId: build.id, codeBuildUuid }), lambdaContext('build-finished'));
+      await buildFinished(await codeBuildEvent('timed-out', { buildId: build.id, codeBuildUuid }), workerContext('build-finished'));
       expect(await store.getBuild(build.id)).toMatchObject({ status: 'failed', message: 'timed out after 900 s', artifactKey: null });
       expect(sentMail()[0].Message?.Body?.Text?.Data).toContain('timed out after 900 s');
     });
 
     it('ignores IN_PROGRESS', async () => {
       const { build, codeBuildUuid } = await runningBuild({ notify: true, notifyEmail: 'bob@example.com' });
-      await buildFinished(await codeBuildEvent('in-progress', { buildId: build.id, codeBuildUuid }), lambdaContext('build-finished'));
+      await buildFinished(await codeBuildEvent('in-progress', { buildId: build.id, codeBuildUuid }), workerContext('build-finished'));
       expect((await store.getBuild(build.id))?.status).toBe('running');
       expect(sentMail()).toEqual([]);
       expect(metrics.flushes).toBe(1);
@@ -713,7 +695,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
         time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), region: REGION,
         resources: [`arn:aws:events:${REGION}:${ACCOUNT}:rule/enot-builder-BuildPipelineReap`], detail: {},
       };
-      const report = await reapBuildsWorker(schedule, lambdaContext('reap-builds'));
+      const report = await reapBuildsWorker(schedule, workerContext('reap-builds'));
       expect(report.failed).toContain(lost.id);
       expect(report.resent).toContain(lingering.id);
       expect((await store.getBuild(lost.id))?.status).toBe('failed');

@@ -123,8 +123,8 @@ export async function loadLambdaHandler(route: Route): Promise<LambdaHandler> {
   return mod.handler;
 }
 
-/** A context as the Node.js Lambda runtime hands it over: ids, names, and a deadline `timeoutMs` away. */
-export function lambdaContext(route: Route, timeoutMs = 10_000): Context {
+/** A context as the Node.js Lambda runtime hands it over: ids, names, and a deadline `timeoutMs` away (routes and workers). */
+export function lambdaContext(route: Pick<Route, 'name'>, timeoutMs = 10_000): Context {
   const deadline = Date.now() + timeoutMs;
   const functionName = `enot-builder-prod-${route.name}`;
   const today = new Date().toISOString().slice(0, 10).replace(/-/g, '/');
