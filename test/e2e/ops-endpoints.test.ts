@@ -15,9 +15,9 @@ import type { Deps } from '#functions/wiring.js';
 import { openTestStore } from '#support/databases.js';
 import { failingStore } from '#support/failing-store.js';
 import { idlePipeline } from '#support/pipeline-deps.js';
+import { JSON_TYPE } from '#support/envelope-assertions.js';
 
 const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** How many builds of each status the store gets: all different, so a swapped label shows. */
 const SEEDED: Record<BuildStatus, number> = { queued: 2, starting: 1, running: 3, succeeded: 4, failed: 5 };
