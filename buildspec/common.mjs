@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BUILD_ENV, BUILD_OUTPUT, RUNNER_ENV, UPLOAD_URL_ENV } from '#core/build-contract-names.mjs';
 
 const DEFAULT_LOG_MAX_BYTES = 1048576;
 /** Lines of a child's output kept in memory to pick an error message from. */
@@ -26,41 +27,33 @@ export class BuildFailure extends Error {
 
 /** Where everything lives and what the job is. Defaults let a person run the steps by hand in a scratch directory. */
 export function readSettings(env = process.env) {
-  const workDir = path.resolve(env.ENOT_WORK_DIR || '.enot-work');
-  const outDir = path.resolve(env.ENOT_OUT_DIR || '.enot-out');
+  const workDir = path.resolve(env[RUNNER_ENV.workDir] || '.enot-work');
+  const outDir = path.resolve(env[RUNNER_ENV.outDir] || '.enot-out');
   const stateDir = path.join(workDir, 'state');
-  const parsedMax = Number.parseInt(env.ENOT_LOG_MAX_BYTES ?? '', 10);
+  const parsedMax = Number.parseInt(env[RUNNER_ENV.logMaxBytes] ?? '', 10);
   return {
     workDir,
     outDir,
     stateDir,
     repoDir: path.join(workDir, 'repo'),
     homeDir: path.join(workDir, 'home'),
-    logFile: path.join(outDir, 'build.log'),
+    logFile: path.join(outDir, BUILD_OUTPUT.log),
     logMaxBytes: Number.isSafeInteger(parsedMax) && parsedMax > 0 ? parsedMax : DEFAULT_LOG_MAX_BYTES,
-    otpInstalls: env.ENOT_OTP_INSTALLS ? path.resolve(env.ENOT_OTP_INSTALLS) : '',
+    otpInstalls: env[RUNNER_ENV.otpInstalls] ? path.resolve(env[RUNNER_ENV.otpInstalls]) : '',
     // The runner's own OTP when it knows it (the local builder): the release step then need not start a VM to ask.
-    otpRoot: env.ENOT_OTP_ROOT ? path.resolve(env.ENOT_OTP_ROOT) : '',
-    otpVersion: env.ENOT_OTP_VERSION ?? '',
-    sandbox: (env.ENOT_SANDBOX || 'auto').toLowerCase(),
+    otpRoot: env[RUNNER_ENV.otpRoot] ? path.resolve(env[RUNNER_ENV.otpRoot]) : '',
+    otpVersion: env[RUNNER_ENV.otpVersion] ?? '',
+    sandbox: (env[RUNNER_ENV.sandbox] || 'auto').toLowerCase(),
     // The ERTS project's bucket (publish-erts, with the aws CLI); package builds upload through presigned URLs.
-    uploadBucket: env.ENOT_UPLOAD_BUCKET || '',
+    uploadBucket: env[RUNNER_ENV.uploadBucket] || '',
     uploadUrls: {
-      artifact: env.ENOT_PUT_ARTIFACT_URL || '',
-      log: env.ENOT_PUT_LOG_URL || '',
-      result: env.ENOT_PUT_RESULT_URL || '',
+      artifact: env[UPLOAD_URL_ENV.artifact] || '',
+      log: env[UPLOAD_URL_ENV.log] || '',
+      result: env[UPLOAD_URL_ENV.result] || '',
     },
     basePath: env.PATH || '/usr/local/bin:/usr/bin:/bin',
-    job: {
-      buildId: env.ENOT_BUILD_ID ?? '',
-      namespace: env.ENOT_NAMESPACE ?? '',
-      name: env.ENOT_NAME ?? '',
-      fullName: env.ENOT_FULL_NAME ?? '',
-      cloneUrl: env.ENOT_CLONE_URL ?? '',
-      ref: env.ENOT_REF ?? '',
-      erlVersion: env.ENOT_ERL_VERSION ?? '',
-      timeoutS: env.ENOT_BUILD_TIMEOUT_S ?? '',
-    },
+    // Every BUILD_ENV value by the same key ('' when unset).
+    job: Object.fromEntries(Object.entries(BUILD_ENV).map(([key, name]) => [key, env[name] ?? ''])),
   };
 }
 
@@ -79,6 +72,12 @@ export function saveState(settings, state) {
   const file = path.join(settings.stateDir, 'state.json');
   fs.writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
   fs.renameSync(`${file}.tmp`, file);
+}
+
+/** Fails (as the builder's fault) a step whose predecessors have not run: the buildspec calls them in order. */
+export function requireDone(state, steps) {
+  const missing = steps.filter((s) => !state.done.includes(s));
+  if (missing.length) throw new Error(`step run out of order: ${missing.join(', ')} has not run`);
 }
 
 // ---- log ---------------------------------------------------------------------------------------------------------
@@ -160,6 +159,20 @@ export function oneLine(text, max = 300) {
     .replace(/\s+/g, ' ')
     .trim();
   return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}
+
+/** Clone URLs may carry credentials (https://user:token@host/...); they never reach the log or a message. */
+export function redactUrl(value) {
+  try {
+    const url = new URL(value);
+    if (url.username || url.password) {
+      url.username = '';
+      url.password = '';
+    }
+    return url.toString();
+  } catch {
+    return value;
+  }
 }
 
 // ---- processes ---------------------------------------------------------------------------------------------------

@@ -1,79 +1,21 @@
 // The contract between the service and a build (buildspec/buildspec.yml and the scripts it runs):
 // the environment a build receives, the files it leaves, and where those land in the BlobStore.
-// CodeBuild and the local builder both speak it, so the build itself is one code path.
+// CodeBuild and the local builder both speak it, so the build itself is one code path. The names (env, files,
+// keys) are in build-contract-names.mjs, which the build scripts import too; this file adds what only the service needs.
 import * as z from 'zod';
+import { BUILD_ENV } from './build-contract-names.mjs';
 import type { BuildJob } from './ports.js';
 
-/** Per-build parameters, passed as environment variables (CodeBuild environment overrides, or the local subprocess's env). */
-export const BUILD_ENV = {
-  buildId: 'ENOT_BUILD_ID',
-  namespace: 'ENOT_NAMESPACE',
-  name: 'ENOT_NAME',
-  fullName: 'ENOT_FULL_NAME',
-  cloneUrl: 'ENOT_CLONE_URL',
-  ref: 'ENOT_REF',
-  erlVersion: 'ENOT_ERL_VERSION',
-  timeoutS: 'ENOT_BUILD_TIMEOUT_S',
-} as const;
-
-/**
- * Set by whoever runs the build, not per request:
- * - ENOT_SCRIPTS: the directory holding the build scripts (the repo's buildspec/ locally, baked into the image on AWS);
- * - ENOT_WORK_DIR: a fresh scratch directory (the clone goes under it);
- * - ENOT_OUT_DIR: where the build leaves BUILD_OUTPUT files;
- * - ENOT_OTP_INSTALLS: a directory of OTP installations named by release (kerl, in the image); unset: the `erl` on PATH;
- * - ENOT_OTP_ROOT, ENOT_OTP_VERSION (optional, without ENOT_OTP_INSTALLS): the root and full version ("25.2.3") of the
- *   OTP the runner already knows (the local builder's detected one), so the build need not start `erl` to find it;
- * - ENOT_SANDBOX: `auto` (bubblewrap without network for the compile when it works) or `off`;
- * - ENOT_LOG_MAX_BYTES: the build log's cap; past it the log ends with a truncation note;
- * - ENOT_UPLOAD_BUCKET: set only on the ERTS project (ENOT_TASK=publish-erts, uploads with the aws CLI); package
- *   builds upload through the presigned URLs of UPLOAD_URL_ENV instead.
- */
-export const RUNNER_ENV = [
-  'ENOT_SCRIPTS', 'ENOT_WORK_DIR', 'ENOT_OUT_DIR', 'ENOT_OTP_INSTALLS', 'ENOT_OTP_ROOT', 'ENOT_OTP_VERSION', 'ENOT_SANDBOX',
-  'ENOT_LOG_MAX_BYTES', 'ENOT_UPLOAD_BUCKET',
-] as const;
+export {
+  BUILD_ENV, BUILD_OUTPUT, ERTS_CONTENT_TYPES, ERTS_INDEX_KEY, OUTPUT_CONTENT_TYPES, RUNNER_ENV, UPLOAD_URL_ENV,
+  buildBlobKeys, ertsBlobKey,
+} from './build-contract-names.mjs';
 
 /**
  * How long a started build may wait for a machine before it runs (CodeBuild's queued timeout, when the
  * account's concurrency is used up). The reaper counts it in before it calls a build lost.
  */
 export const BUILDER_QUEUE_LIMIT_S = 1800;
-
-/**
- * On AWS, where each goes: presigned PUT URLs for the build's own three keys (buildBlobKeys), made by the
- * dispatcher, so the build's role needs no S3 write and one build can never overwrite another's files.
- * publish PUTs each file that exists with the Content-Type below (the signature covers it). Unset
- * locally, where the local builder uploads through the BlobStore.
- */
-export const UPLOAD_URL_ENV = {
-  artifact: 'ENOT_PUT_ARTIFACT_URL',
-  log: 'ENOT_PUT_LOG_URL',
-  result: 'ENOT_PUT_RESULT_URL',
-} as const;
-
-/** The Content-Type each output is uploaded (and signed) with. */
-export const OUTPUT_CONTENT_TYPES = {
-  artifact: 'application/x-tar',
-  log: 'text/plain; charset=utf-8',
-  result: 'application/json',
-} as const;
-
-/** The files a build leaves in ENOT_OUT_DIR. `result.json` is always written, even for a failure. */
-export const BUILD_OUTPUT = {
-  artifact: 'package.ep',
-  log: 'build.log',
-  result: 'result.json',
-} as const;
-
-/** The BlobStore keys of a build's outputs (on AWS each is written through its own presigned URL only). */
-export function buildBlobKeys(buildId: string): { artifact: string; log: string; result: string } {
-  return {
-    artifact: `artifacts/${buildId}.ep`,
-    log: `logs/${buildId}.log`,
-    result: `logs/${buildId}.result.json`,
-  };
-}
 
 /** The environment variables that carry a job to the build. */
 export function buildEnvironment(job: BuildJob): Record<string, string> {

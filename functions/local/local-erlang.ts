@@ -5,6 +5,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultScriptsDir } from '#adapters/builder/local-builder.js';
+import { ERTS_CONTENT_TYPES, ertsBlobKey } from '#core/build-contract.js';
 import type { BlobStore, Store } from '#core/ports.js';
 import type { Erts } from '#core/model.js';
 
@@ -59,11 +60,6 @@ export type RegisterErtsOutcome =
   /** Registered before with the same ERTS version (and its tar still there): nothing done. */
   | { kind: 'unchanged'; erts: Erts };
 
-/** The blob key of a packed ERTS: one per ERTS version, so a key never changes what it holds. */
-export function ertsBlobKey(release: string, ertsVersion: string): string {
-  return `erts/${release}/erts-${ertsVersion}.tar`;
-}
-
 /**
  * Packs the local installation's ERTS with buildspec/pack-erts.mjs (the same packer the builder image uses) and
  * registers it under the OTP release ("25"), which is what /download_erts/{release} and the enot client ask for.
@@ -92,7 +88,7 @@ export async function registerLocalErts(options: RegisterErtsOptions): Promise<R
       throw new Error(`pack-erts packed OTP ${packed.release} from ${otp.root}, not ${otp.release}`);
     }
     const key = ertsBlobKey(otp.release, packed.ertsVersion);
-    const stored = await blobs.putFile(key, tar, 'application/x-tar');
+    const stored = await blobs.putFile(key, tar, ERTS_CONTENT_TYPES.tarball);
     const erts = await store.putErts({
       release: otp.release, ertsVersion: packed.ertsVersion, key, size: stored.size, sha256: stored.sha256 ?? packed.sha256,
     });

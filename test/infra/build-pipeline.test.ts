@@ -1,8 +1,8 @@
 // The build pipeline: the queue and its dead letters, the dispatcher, the CodeBuild projects (package builds and
 // publish-erts) and what their roles may touch, the completion rule, the reaper's schedule, and the workers' grants.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -469,11 +469,17 @@ describe('the builder image', () => {
     // The default major releases are what the Dockerfile pins: no build argument overrides them.
     expect(images[0].source.dockerBuildArgs).toBeUndefined();
     const staged = join(outdir, images[0].source.directory);
-    expect(readdirSync(staged)).toEqual(['buildspec']);
-    const files = readdirSync(join(staged, 'buildspec')).sort();
+    expect(readdirSync(staged).sort()).toEqual(['buildspec', 'functions']);
+    // Files only, as paths under buildspec/ (the steps are in a folder of their own).
+    const filesUnder = (dir: string) => (readdirSync(dir, { recursive: true }) as string[])
+      .filter((f) => statSync(join(dir, f)).isFile()).map((f) => f.split(sep).join('/')).sort();
+    const files = filesUnder(join(staged, 'buildspec'));
     expect(files).toContain('Dockerfile');
+    expect(files).toContain('steps/compile.mjs');
     expect(files.filter((f) => f !== 'Dockerfile').every((f) => f.endsWith('.mjs'))).toBe(true);
-    expect(files).toEqual(readdirSync(join(PROJECT_ROOT, 'buildspec')).filter((f) => f === 'Dockerfile' || f.endsWith('.mjs')).sort());
+    expect(files).toEqual(filesUnder(join(PROJECT_ROOT, 'buildspec')).filter((f) => f === 'Dockerfile' || f.endsWith('.mjs')));
+    // The scripts import the contract's names from functions/core/: that one file and nothing else of functions/.
+    expect(filesUnder(join(staged, 'functions'))).toEqual(['core/build-contract-names.mjs']);
     expect(readFileSync(join(staged, 'buildspec', 'Dockerfile'), 'utf8'))
       .toBe(readFileSync(join(PROJECT_ROOT, 'buildspec', 'Dockerfile'), 'utf8'));
   });

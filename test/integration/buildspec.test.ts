@@ -533,13 +533,15 @@ describe('publish on CodeBuild: PUTs to the presigned URLs of the build\'s own k
     const repo = await fixture(plainLibRepo({ name: 'refused_lib' }));
     const buildId = `b-${buildCount + 1}`;
     // URLs signed for another build's keys: the checker refuses them once the path is rewritten to ours.
-    const theirs = await urlsFor('someone-else');
+    const their = buildBlobKeys('someone-else');
+    const theirs = await urlsFor('someone-else', their);
     const ours = buildBlobKeys(buildId);
     const forged = {
-      [UPLOAD_URL_ENV.artifact]: theirs[UPLOAD_URL_ENV.artifact].replace('/artifacts/someone-else.ep?', `/${ours.artifact}?`),
-      [UPLOAD_URL_ENV.log]: theirs[UPLOAD_URL_ENV.log].replace('/logs/someone-else.log?', `/${ours.log}?`),
-      [UPLOAD_URL_ENV.result]: theirs[UPLOAD_URL_ENV.result].replace('/logs/someone-else.result.json?', `/${ours.result}?`),
+      [UPLOAD_URL_ENV.artifact]: theirs[UPLOAD_URL_ENV.artifact].replace(`/${their.artifact}?`, `/${ours.artifact}?`),
+      [UPLOAD_URL_ENV.log]: theirs[UPLOAD_URL_ENV.log].replace(`/${their.log}?`, `/${ours.log}?`),
+      [UPLOAD_URL_ENV.result]: theirs[UPLOAD_URL_ENV.result].replace(`/${their.result}?`, `/${ours.result}?`),
     };
+    for (const name of Object.values(UPLOAD_URL_ENV)) expect(forged[name], name).not.toBe(theirs[name]);
     const run = await runBuild(repo, forged);
     expect(run.phasesOk.post_build).toBe(false);
     expect(await blobs.get(ours.result)).toBeNull();
