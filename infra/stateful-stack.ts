@@ -4,8 +4,8 @@ import { RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib'
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { Database, type DatabaseProps } from './constructs/database.js';
-import type { DatabaseAccess } from './constructs/service-function.js';
 import { Storage } from './constructs/storage.js';
+import type { DatabaseAccess } from './grants.js';
 
 export interface StatefulStackProps extends StackProps {
   /** S3 server access logs for the bucket. @default false */

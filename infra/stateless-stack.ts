@@ -9,7 +9,8 @@ import { Api, type ThrottlingByKind } from './constructs/api.js';
 import { BuildPipeline, WORKER_PURPOSE } from './constructs/build-pipeline.js';
 import { Mail } from './constructs/mail.js';
 import { Monitoring } from './constructs/monitoring.js';
-import type { ServiceResources, ServiceSettings } from './constructs/service-function.js';
+import type { ServiceSettings } from './constructs/service-function.js';
+import type { ServiceResources } from './grants.js';
 import { resolveServiceOptions, type ServiceOptions, type ServiceOptionsInput } from './options.js';
 import type { StatefulExports } from './stateful-stack.js';
 

@@ -8,8 +8,9 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
 import type { Route } from '#functions/routes.js';
+import type { ServiceResources } from '../grants.js';
 import type { CustomDomain } from '../options.js';
-import { ServiceFunction, type ServiceResources, type ServiceSettings } from './service-function.js';
+import { ServiceFunction, type ServiceSettings } from './service-function.js';
 
 export interface ThrottleLimit {
   /** Steady requests per second. */

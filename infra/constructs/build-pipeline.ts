@@ -19,8 +19,10 @@ import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
 import type { BuilderState } from '#core/build-contract.js';
 import { workers as workerTable, type Worker } from '#functions/routes.js';
+import type { ServiceResources } from '../grants.js';
+import { nagName } from '../nag-suppressions.js';
 import { PROJECT_ROOT } from '../paths.js';
-import { ServiceFunction, nagName, type ServiceResources, type ServiceSettings } from './service-function.js';
+import { ServiceFunction, type ServiceSettings } from './service-function.js';
 
 /** buildspec/: the buildspec CodeBuild runs, the scripts it calls and the builder image's Dockerfile. */
 export const BUILDSPEC_DIR = join(PROJECT_ROOT, 'buildspec');

@@ -11,7 +11,9 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { MIGRATIONS_DIR } from '#adapters/postgres/migrations.js';
-import { ServiceFunction, nagName, type DatabaseAccess } from './service-function.js';
+import type { DatabaseAccess } from '../grants.js';
+import { nagName } from '../nag-suppressions.js';
+import { ServiceFunction } from './service-function.js';
 
 export interface DatabaseProps {
   /** @default "enot" (ENOT_DB_NAME's default) */
