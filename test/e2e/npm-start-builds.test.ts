@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '#support/databases.js';
 import { makeRepo, plainLibRepo, type ErlangRepo } from '#support/erlang-repos.js';
 import { buildProcesses } from '#support/build-processes.js';
@@ -41,14 +41,13 @@ async function finishedBuilds(url: string, ids: readonly string[]): Promise<Map<
   return found;
 }
 
-async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
+/** Resolves with the first value `probe` gives that is not undefined, polling for at most `ms`. */
+function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return vi.waitFor(async () => {
     const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+    if (value === undefined) throw new Error(`not within ${ms} ms: ${what}`);
+    return value;
+  }, { timeout: ms, interval: 100 });
 }
 
 async function runningCount(url: string): Promise<number> {

@@ -4,12 +4,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build, BuildStatus, Repository, Version } from '#core/model.js';
 import type { SqlStore } from '#adapters/postgres/open-store.js';
+import { lockWaitOrSettled } from '#support/lock-waits.js';
 import { drivers, type Harness } from '#support/store-drivers.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 /** A fixed instant `minutes` after 2024-01-01T00:00Z, so orderings never depend on the clock. */
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.each(drivers)('pipeline Store methods on $driver', ({ available, open, concurrent }) => {
   if (!available) {
@@ -148,7 +148,7 @@ describe.each(drivers)('pipeline Store methods on $driver', ({ available, open, 
       await firstRecorded;
       // Waits on the uncommitted key, then sees the committed row.
       const second = store.transaction((tx) => tx.recordWebhookDelivery({ deliveryId: 'd-race', event: 'create' }));
-      await sleep(100);
+      await lockWaitOrSettled(store.client, second);
       release();
       expect([await first, await second]).toEqual([true, false]);
     });
@@ -197,9 +197,10 @@ describe.each(drivers)('pipeline Store methods on $driver', ({ available, open, 
       });
       await firstClaimed;
       // The first claimer's rows stay locked (uncommitted) while the second claims: SKIP LOCKED passes them by.
-      // The safety timer only keeps a broken implementation from hanging the suite; the assertions decide.
+      // A broken implementation waits on those rows instead: seeing it wait, the first is released and the
+      // assertions decide, rather than the suite hanging.
       const second = store.claimQueuedBuilds(5);
-      await Promise.race([second, sleep(10_000)]);
+      await lockWaitOrSettled(store.client, second);
       release();
       const [a, b] = [await first, await second];
       expect(a).toEqual(created.slice(0, 5));

@@ -5,6 +5,7 @@ import type { Store } from '#core/ports.js';
 import { loadMigrations, runMigrations, SqlStore } from '#adapters/postgres/open-store.js';
 import { toDateOrNull } from '#adapters/postgres/rows.js';
 import type { SqlClient } from '#adapters/postgres/sql-client.js';
+import { lockWaitOrSettled } from '#support/lock-waits.js';
 import { drivers, type BareHarness, type Harness, type OpenBare, type OpenHarness } from '#support/store-drivers.js';
 
 describe.each(drivers)('Store on $driver', ({ available, open, openBare, concurrent }) => {
@@ -647,7 +648,6 @@ function shownBuildContract(open: OpenHarness, concurrent: boolean): void {
 
     // Not defined at all for PGlite, which runs one transaction at a time: there is no race to test.
     if (concurrent) it('ends on the better build when two builds of a version finish at once', async () => {
-      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
       for (const firstFinishesOlder of [true, false]) {
         const version = await freshVersion('concurrent');
         const older = await runningBuild(store, version, 1);
@@ -667,7 +667,7 @@ function shownBuildContract(open: OpenHarness, concurrent: boolean): void {
         });
         await firstDone;
         const secondFinish = finish(store, second, 'succeeded', minuteOf(second));
-        await sleep(150);
+        await lockWaitOrSettled(store.client, secondFinish);
         commit();
         await firstTx;
         await secondFinish;

@@ -1,5 +1,6 @@
 // The Store's drivers for suites that run on each: PGlite always; pg and the Data API (through the test server)
-// on throwaway databases of the DATABASE_URL server. `open` gives a migrated Store, `openBare` an empty database.
+// on throwaway databases of the DATABASE_URL server. `open` gives a migrated Store, `openBare` an empty database;
+// `useCaseDriver` is the one driver for suites that test a use case rather than the drivers.
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { runMigrations, SqlStore } from '#adapters/postgres/open-store.js';
 import { createDataApiClient } from '#adapters/postgres/data-api-client.js';
@@ -88,3 +89,10 @@ export const drivers: { driver: string; available: boolean; open: OpenHarness; o
   { driver: 'Data API', available: Boolean(TEST_DATABASE_URL), open: openDataApi, openBare: openDataApiBare, concurrent: true },
 ];
 
+/**
+ * The driver a use-case suite runs on: the store suites already prove every driver answers alike, so a use case
+ * needs only one. pg when DATABASE_URL is set (CI always sets it): its transactions really run at once, as on
+ * Aurora, so the "many requests at once" cases race for real, and it opens in about a second where PGlite boots
+ * for several. PGlite otherwise. The same choice as openTestStore's.
+ */
+export const useCaseDriver = drivers.find((d) => d.driver === 'pg' && d.available) ?? drivers[0];
