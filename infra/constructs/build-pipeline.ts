@@ -28,11 +28,13 @@ import { ServiceFunction, type ServiceSettings } from './service-function.js';
 export const BUILDSPEC_DIR = join(PROJECT_ROOT, 'buildspec');
 export const BUILDSPEC_NAME = 'buildspec.yml';
 /**
- * The builder image is built from the repository root (the Dockerfile copies buildspec/*.mjs), with only the files
- * it copies in its context: the rest of the repository (and buildspec.yml, read at synth) would only make a change
- * elsewhere rebuild every OTP release.
+ * The builder image is built from the repository root (the Dockerfile copies buildspec/*.mjs, buildspec/steps/*.mjs
+ * and the contract's names they import), with only the files it copies in its context: the rest of the repository
+ * (and buildspec.yml, read at synth) would only make a change elsewhere rebuild every OTP release.
  */
-export const BUILDER_IMAGE_CONTEXT = ['*', '!buildspec/Dockerfile', '!buildspec/*.mjs'];
+export const BUILDER_IMAGE_CONTEXT = [
+  '*', '!buildspec/Dockerfile', '!buildspec/*.mjs', '!buildspec/steps/*.mjs', '!functions/core/build-contract-names.mjs',
+];
 
 /** The dispatcher's time limit; the queue's visibility timeout is a multiple of it. */
 export const DISPATCHER_TIMEOUT = Duration.seconds(60);
