@@ -1,11 +1,14 @@
-// Builds the adapters behind every port from the config (AWS or local). Handlers ask `deps()`;
+// Builds the adapters behind every port from the config (AWS or local). Entry points ask `deps()`;
 // the local server and tests install their own with `useDeps()`. Nothing here loads an AWS SDK client
 // at import: each AWS adapter loads its SDK on first use, so a function pays only for the services it calls.
 import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
-import type { BlobStore, Builder, BuildQueue, Mailer, Store } from './core/ports.js';
+import type { BlobStore, Builder, BuildQueue, Mailer, SecretReader, Store } from './core/ports.js';
 import type { MetricsRecorder } from './core/metrics.js';
-import { openStore } from './adapters/postgres/open-store.js';
+import {
+  loadMigrations, openStore, runMigrations, type DataApiOptions, type Migration,
+} from './adapters/postgres/open-store.js';
+import { createDataApiClient } from './adapters/postgres/data-api-client.js';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.js';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.js';
 import { InMemoryMetrics } from './adapters/metrics/memory-metrics.js';
@@ -15,7 +18,8 @@ import { SqsBuildQueue } from './adapters/queue/sqs-build-queue.js';
 import { SesMailer } from './adapters/mail/ses-mailer.js';
 import { CodeBuildBuilder } from './adapters/builder/codebuild-builder.js';
 import { PowertoolsMetricsRecorder, sharedPowertoolsMetrics } from './adapters/metrics/powertools-metrics.js';
-import { processLogger } from './http/log.js';
+import { webhookSecretFor } from './adapters/secrets/webhook-secret.js';
+import { processLogger } from './log.js';
 
 export interface Deps {
   config: Config;
@@ -24,6 +28,8 @@ export interface Deps {
   metrics: MetricsRecorder;
   queue: BuildQueue;
   mailer: Mailer;
+  /** The GitHub webhook's shared secret (read on first use: only /callback asks). */
+  webhookSecret: SecretReader;
   /** The builder that starts builds: CodeBuild on AWS (the dispatcher uses it). Locally the worker owns its own. */
   builder?: Builder;
 }
@@ -57,6 +63,9 @@ export function readyDeps(): Deps | undefined {
   return ready;
 }
 
+/** The process dependencies as the API's endpoint factory takes them (functions/service-endpoint.ts). */
+export const processDeps = { get: deps, ready: readyDeps };
+
 /** Installs ready-made dependencies (local server, tests). */
 export function useDeps(d: Deps): void {
   current = Promise.resolve(d);
@@ -68,7 +77,7 @@ export async function buildDeps(config: Config): Promise<Deps> {
   const builder = openBuilder(config);
   return {
     config, store, blobs: openBlobStore(config), metrics: openMetrics(config),
-    queue: openBuildQueue(config), mailer: openMailer(config),
+    queue: openBuildQueue(config), mailer: openMailer(config), webhookSecret: webhookSecretFor(config),
     ...(builder ? { builder } : {}),
   };
 }
@@ -146,4 +155,41 @@ function openS3BlobStore(config: Config, bucket: string): S3BlobStore {
     bucket,
     presignTtlS: config.presignTtlS,
   });
+}
+
+export type { DataApiOptions, Migration };
+
+// A paused Serverless v2 cluster resumes in seconds to tens of seconds: wait for it longer than an API call would.
+const MIGRATION_RESUME_RETRIES = 6;
+
+/** The SQL migrations this build of the service ships (the deploy-time migration applies them). */
+export function loadSchemaMigrations(): Promise<Migration[]> {
+  return loadMigrations();
+}
+
+/**
+ * Aurora through the Data API as the deploy-time migration sees it (workers/migrate.ts): `dataApi` (tests), else
+ * the cluster and secret of the config. `apply` runs the migrations not yet recorded and answers their names.
+ */
+export function openMigrationTarget(config: Config, dataApi?: DataApiOptions): {
+  apply(migrations: Migration[]): Promise<string[]>;
+  close(): Promise<void>;
+} {
+  const client = createDataApiClient(dataApi ?? dataApiOf(config));
+  return { apply: (migrations) => runMigrations(client, migrations), close: () => client.close() };
+}
+
+function dataApiOf(config: Config): DataApiOptions {
+  const { aws } = config;
+  if (!aws.dbClusterArn || !aws.dbSecretArn) {
+    throw new Error('ENOT_DB_CLUSTER_ARN and ENOT_DB_SECRET_ARN are required to migrate');
+  }
+  return {
+    resourceArn: aws.dbClusterArn,
+    secretArn: aws.dbSecretArn,
+    database: aws.dbName,
+    region: aws.region,
+    endpoint: aws.rdsDataEndpoint,
+    resumeRetries: MIGRATION_RESUME_RETRIES,
+  };
 }

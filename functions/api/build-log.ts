@@ -1,7 +1,7 @@
 // GET /build_log?build_id=: the full log of a build as plain text. API Gateway -> readBuildLog -> Store + BlobStore.
 import * as z from 'zod';
 import { readBuildLog } from '#core/read-artifacts.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { plainText } from '#http/envelope.js';
 import { uuid } from '#http/schemas.js';
 

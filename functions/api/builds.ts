@@ -1,6 +1,6 @@
 // POST /builds: the downloadable builds of a package, newest first. API Gateway -> listDownloadableBuilds -> Store.
 import { listDownloadableBuilds } from '#core/read-packages.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { ok } from '#http/envelope.js';
 import { packageRequest } from '#http/schemas.js';
 

@@ -2,11 +2,11 @@
 // The signature covers the exact bytes GitHub sent, so this endpoint reads the raw body itself, before any
 // parsing: event.body, base64-decoded when API Gateway marked it so (no jsonBody middleware here).
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { webhookSecretFor } from '#adapters/secrets/webhook-secret.js';
 import { ValidationError } from '#core/errors.js';
 import { acknowledgeWebhook, classifyWebhook, requestTagBuild } from '#core/request-builds.js';
-import { authenticateWebhook, headerValue } from '#core/webhook-signature.js';
-import { endpoint } from '#http/endpoint.js';
+import { headerValue } from '#core/headers.js';
+import { authenticateWebhook } from '#core/webhook-signature.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { ok } from '#http/envelope.js';
 import { parseWith, tagCreatedEvent } from '#http/schemas.js';
 
@@ -30,14 +30,13 @@ function payloadOf(body: Buffer, contentType: string | undefined): unknown {
 
 export const handler = endpoint({}, async ({ event, deps, log }) => {
   const body = rawBody(event);
-  await authenticateWebhook(webhookSecretFor(deps.config), body, event.headers);
+  await authenticateWebhook(deps.webhookSecret, body, event.headers);
   const payload = payloadOf(body, headerValue(event.headers, 'Content-Type'));
-  const ports = { ...deps, settings: deps.config, log };
   const action = classifyWebhook(headerValue(event.headers, 'X-GitHub-Event'), payload);
-  if (action.kind !== 'tag') return ok(acknowledgeWebhook(ports, action));
+  if (action.kind !== 'tag') return ok(acknowledgeWebhook(deps, action));
   const tag = parseWith(tagCreatedEvent, 'body', payload);
   if (!tag.ok) throw new ValidationError(tag.message);
-  return ok(await requestTagBuild(ports, {
+  return ok(await requestTagBuild({ ...deps, log }, {
     deliveryId: headerValue(event.headers, 'X-GitHub-Delivery'),
     pkg: tag.data.repository.full_name,
     ref: tag.data.ref,

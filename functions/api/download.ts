@@ -3,7 +3,7 @@
 import * as z from 'zod';
 import { downloadBuildArtifact } from '#core/read-artifacts.js';
 import { downloadResult } from '#http/download.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { plainText } from '#http/envelope.js';
 import { isUuid } from '#http/schemas.js';
 

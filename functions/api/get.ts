@@ -2,7 +2,7 @@
 // API Gateway -> downloadLatestPackage -> Store + BlobStore.
 import { downloadLatestPackage } from '#core/read-artifacts.js';
 import { downloadResult } from '#http/download.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { plainText } from '#http/envelope.js';
 import { packageRequest } from '#http/schemas.js';
 

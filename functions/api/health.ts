@@ -1,7 +1,7 @@
 // GET /health: 200 when the database, the blob store and the build pipeline are fine, else 503 naming what failed.
 // API Gateway -> runHealthChecks -> Store + BlobStore.
 import { builderHealthCheck, describeFailures, runHealthChecks, standardHealthChecks } from '#core/health.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { fail, ok, type HttpResult } from '#http/envelope.js';
 
 export const handler = endpoint({}, async ({ deps, log }) => {

@@ -1,7 +1,7 @@
 // GET /last_builds: the last n successful builds, one per version. API Gateway -> listLastBuilds -> Store.
 import * as z from 'zod';
 import { LAST_BUILDS_DEFAULT, LAST_BUILDS_MAX, listLastBuilds } from '#core/read-packages.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { ok } from '#http/envelope.js';
 import { optionalQuery } from '#http/schemas.js';
 

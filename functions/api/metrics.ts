@@ -1,6 +1,6 @@
 // GET /metrics: the service's state for Prometheus (text format 0.0.4). API Gateway -> collectServiceMetrics -> Store.
 import { collectServiceMetrics } from '#core/service-metrics.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus, serviceMetricFamilies } from '#http/prometheus.js';
 
 export const handler = endpoint({}, async ({ deps }) => {

@@ -1,7 +1,7 @@
 // GET /search: packages whose name contains `name`, newest first. API Gateway -> searchPackages -> Store.
 import * as z from 'zod';
 import { searchPackages } from '#core/read-packages.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { ok } from '#http/envelope.js';
 import { erlVersion, optionalQuery, ref, segment } from '#http/schemas.js';
 

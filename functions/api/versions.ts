@@ -1,7 +1,7 @@
 // POST /versions: the versions of a package that have a successful build (the enot client's listing).
 // API Gateway -> listInstallableVersions -> Store.
 import { listInstallableVersions } from '#core/read-packages.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { ok } from '#http/envelope.js';
 import { packageRequest } from '#http/schemas.js';
 

@@ -4,16 +4,16 @@ import { buildBlobKeys, parseBuildResult, type BuildEnded, type BuildResult } fr
 import { composeBuildMail, isMailAddress } from './build-mail.js';
 import type { Build } from './model.js';
 import type { MetricsRecorder } from './metrics.js';
-import type { BlobStore, BuildUpdate, Mailer, Store } from './ports.js';
+import type { BlobStore, BuildRecords, BuildUpdate, Log, Mailer } from './ports.js';
 
 export interface CompletionDeps {
-  store: Store;
+  store: Pick<BuildRecords, 'getBuildJob' | 'transitionBuild'>;
   blobs: BlobStore;
   mailer: Mailer;
   metrics: MetricsRecorder;
   config: { publicUrl: string; buildTimeoutS: number };
   /** Where a problem that must not fail the completion (a mail that could not be sent) is reported. */
-  warn?: (message: string, detail: Record<string, unknown>) => void;
+  log: Log;
 }
 
 interface Verdict {
@@ -92,11 +92,11 @@ async function notify(deps: CompletionDeps, buildId: string, authorEmail: string
     if (!job?.notify) return;
     const to = job.notifyEmail ?? authorEmail;
     if (!to || !isMailAddress(to)) {
-      deps.warn?.('no address to send the build result to', { buildId });
+      deps.log.warn('no address to send the build result to', { buildId });
       return;
     }
     await deps.mailer.send(composeBuildMail(job, to, deps.config.publicUrl));
   } catch (error) {
-    deps.warn?.('the build result email was not sent', { buildId, error: error instanceof Error ? error.message : String(error) });
+    deps.log.warn('the build result email was not sent', { buildId, error: error instanceof Error ? error.message : String(error) });
   }
 }

@@ -1,10 +1,10 @@
 // Dispatch: a queued build becomes a started one. The SQS dispatcher (workers/start-build) claims the
 // build itself; the local worker claims a batch from the Store first. Both then start it the same way.
-import type { Builder, Store } from './ports.js';
+import type { Builder, BuildRecords } from './ports.js';
 import type { MetricsRecorder } from './metrics.js';
 
 export interface DispatchDeps {
-  store: Store;
+  store: Pick<BuildRecords, 'getBuildJob' | 'transitionBuild'>;
   builder: Builder;
   metrics: MetricsRecorder;
   config: { buildTimeoutS: number };

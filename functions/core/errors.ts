@@ -1,4 +1,5 @@
-// Typed errors raised by use cases; functions/http/errors.ts is the one place that maps them to HTTP.
+// Every error type the core raises. The DomainErrors are a request's fault, and functions/http/errors.ts is the
+// one place that maps them to HTTP; the others are states of the machinery (a busy builder, an unhealthy check).
 
 export class DomainError extends Error {
   constructor(message: string) {
@@ -18,3 +19,22 @@ export class ConflictError extends DomainError {}
 
 /** The caller is not who it claims to be (401). */
 export class UnauthorizedError extends DomainError {}
+
+/** Thrown by a Builder when it cannot start a build now but may later (throttled): the build is retried. */
+export class BuilderBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BuilderBusyError';
+  }
+}
+
+/** An unhealthy state found by a health check; its code is the public reason. */
+export class HealthProblem extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'HealthProblem';
+  }
+}
+
+/** A health check that did not answer within its time limit. */
+export class HealthCheckTimeout extends Error {}

@@ -1,5 +1,6 @@
 // The health use case: named checks of the service's dependencies, run in parallel, each with a time limit.
-import type { BlobStore, Builder, Store } from './ports.js';
+import { HealthCheckTimeout, HealthProblem } from './errors.js';
+import type { BlobStore, Builder, BuildRecords, StoreProbes } from './ports.js';
 import { COMPLETION_GRACE_S } from './reap-builds.js';
 
 /** One dependency to check; `run` resolves when it is fine and throws (or hangs) when it is not. */
@@ -36,19 +37,11 @@ export const HEALTH_PROBE_KEY = 'logs/health-probe-absent';
  * The checks every deployment has: the database and the blob store. The build pipeline adds its
  * own (a `builder` check) by appending to this list.
  */
-export function standardHealthChecks(ports: { store: Store; blobs: BlobStore }): HealthCheck[] {
+export function standardHealthChecks(deps: { store: Pick<StoreProbes, 'ping'>; blobs: BlobStore }): HealthCheck[] {
   return [
-    { name: 'database', run: () => ports.store.ping() },
-    { name: 'blobs', run: async () => { await ports.blobs.stat(HEALTH_PROBE_KEY); } },
+    { name: 'database', run: () => deps.store.ping() },
+    { name: 'blobs', run: async () => { await deps.blobs.stat(HEALTH_PROBE_KEY); } },
   ];
-}
-
-/** An unhealthy state found by a check; its code is the public reason. */
-export class HealthProblem extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-    this.name = 'HealthProblem';
-  }
 }
 
 /**
@@ -56,26 +49,24 @@ export class HealthProblem extends Error {
  * those, so one left means the reaper or the completion path is down), and the builder, when this
  * process has one that can tell, ready to build.
  */
-export function builderHealthCheck(ports: {
-  store: Store; builder?: Builder; config: { buildTimeoutS: number };
+export function builderHealthCheck(deps: {
+  store: Pick<BuildRecords, 'listBuildsOlderThan'>; builder?: Builder; config: { buildTimeoutS: number };
 }, now: () => Date = () => new Date()): HealthCheck {
   return {
     name: 'builder',
     run: async () => {
-      const limitS = ports.config.buildTimeoutS + COMPLETION_GRACE_S;
+      const limitS = deps.config.buildTimeoutS + COMPLETION_GRACE_S;
       const before = new Date(now().getTime() - limitS * 1000);
-      const [stuck] = await ports.store.listBuildsOlderThan(['starting', 'running'], before, 1);
+      const [stuck] = await deps.store.listBuildsOlderThan(['starting', 'running'], before, 1);
       if (stuck) throw new HealthProblem('BuildsStuck', `build ${stuck.id} has been in flight for over ${limitS} s`);
-      await ports.builder?.check?.();
+      await deps.builder?.check?.();
     },
   };
 }
 
-class CheckTimeout extends Error {}
-
 /** A reason fit for a public answer: the error's code or class, never its message. */
 function reasonOf(error: unknown, timeoutMs: number): string {
-  if (error instanceof CheckTimeout) return `timed out after ${timeoutMs} ms`;
+  if (error instanceof HealthCheckTimeout) return `timed out after ${timeoutMs} ms`;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(code)) return `failed (${code})`;
   const name = error instanceof Error ? error.name : typeof error;
@@ -87,7 +78,7 @@ async function runOne(check: HealthCheck, timeoutMs: number): Promise<CheckResul
   const elapsed = () => Math.round(performance.now() - started);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CheckTimeout()), timeoutMs);
+    timer = setTimeout(() => reject(new HealthCheckTimeout()), timeoutMs);
   });
   const running = Promise.resolve().then(() => check.run());
   // A check that loses the race may still fail later; that failure has nobody left to tell.

@@ -33,12 +33,11 @@ export interface VersionWithSuccess {
   erlVersion: string;
 }
 
-/**
- * Metadata: repositories, versions, builds, ERTS, webhook deliveries.
- * One SQL dialect (Postgres); drivers: pg, PGlite, RDS Data API.
- */
-export interface Store {
-  // --- writes ---
+// --- the Store, in the slices the use cases ask for ---
+// Each use case names the slice it uses; the Store is all of them (one adapter, three SQL drivers).
+
+/** What a build request writes, inside one transaction (request-builds.ts). */
+export interface BuildRequestWrites {
   /** Inserts or returns the repository `namespace/name`; an existing one keeps its clone URL. */
   upsertRepository(input: { namespace: string; name: string; cloneUrl: string }): Promise<Repository>;
   /** Inserts or returns the version (repository, ref, erlVersion). */
@@ -48,12 +47,11 @@ export interface Store {
     versionId: number; id?: string; createdAt?: Date; notify?: boolean; notifyEmail?: string | null;
   }): Promise<Build>;
   /**
-   * Moves a build to `to` only if its status is one of `from` (conditional, so a duplicate
-   * delivery or a late worker does nothing). Returns the updated build, or null when it did not apply.
+   * The build that makes a new one unnecessary ("build once"): the version's newest succeeded build,
+   * else its newest queued/starting/running one; null when there is neither. With `inFlightOnly`
+   * (a rebuild), successes do not count: only the newest queued/starting/running build.
    */
-  transitionBuild(id: string, from: BuildStatus[], to: BuildStatus, update?: BuildUpdate): Promise<Build | null>;
-  /** Registers (or replaces) the ERTS tarball of an OTP release. */
-  putErts(erts: Omit<Erts, 'createdAt'>): Promise<Erts>;
+  findReusableBuild(versionId: number, options?: { inFlightOnly?: boolean }): Promise<Build | null>;
   /**
    * Records a GitHub delivery id; false when it was recorded before (a redelivery: queue nothing).
    * Called inside the transaction that queues the delivery's builds, so a failed request records nothing.
@@ -61,8 +59,29 @@ export interface Store {
   recordWebhookDelivery(input: { deliveryId: string; event: string }): Promise<boolean>;
   /** Stores the builds a recorded delivery queued. */
   setWebhookDeliveryBuilds(deliveryId: string, buildIds: readonly string[]): Promise<void>;
+}
 
-  // --- the build queue (the Store is the local queue; the reaper uses it on AWS too) ---
+/** The builds as the pipeline moves them along (dispatch, completion, reaper, the builder health check). */
+export interface BuildRecords {
+  /** The build with what the pipeline needs to run it and report on it. */
+  getBuildJob(id: string): Promise<BuildJobView | null>;
+  /**
+   * Moves a build to `to` only if its status is one of `from` (conditional, so a duplicate
+   * delivery or a late worker does nothing). Returns the updated build, or null when it did not apply.
+   */
+  transitionBuild(id: string, from: BuildStatus[], to: BuildStatus, update?: BuildUpdate): Promise<Build | null>;
+  /** Builds in `statuses` whose start (for in-flight) or creation (for queued) is older than `before`, oldest first. */
+  listBuildsOlderThan(statuses: BuildStatus[], before: Date, limit: number): Promise<Build[]>;
+}
+
+/** Build requests: the job of an existing build (a rebuild), and one transaction of writes. */
+export interface BuildRequestStore extends Pick<BuildRecords, 'getBuildJob'> {
+  /** Runs `fn` in one transaction; what it receives sees and writes within it. */
+  transaction<T>(fn: (tx: BuildRequestWrites) => Promise<T>): Promise<T>;
+}
+
+/** The Store as the local build queue (the local worker; SQS stands in for it on AWS). */
+export interface LocalQueueStore extends BuildRecords {
   /**
    * Claims up to `limit` queued builds, oldest first, moving them to `starting` (UPDATE ... FOR UPDATE
    * SKIP LOCKED: concurrent workers never claim the same build). Returns their ids.
@@ -70,23 +89,10 @@ export interface Store {
   claimQueuedBuilds(limit: number): Promise<string[]>;
   /** Moves every `starting`/`running` build back to `queued` (a local worker restarting: their processes are gone). */
   requeueInFlightBuilds(message: string): Promise<string[]>;
-  /** Builds in `statuses` whose start (for in-flight) or creation (for queued) is older than `before`, oldest first. */
-  listBuildsOlderThan(statuses: BuildStatus[], before: Date, limit: number): Promise<Build[]>;
+}
 
-  // --- reads ---
-  getBuild(id: string): Promise<BuildView | null>;
-  /** The build with what the pipeline needs to run it and report on it. */
-  getBuildJob(id: string): Promise<BuildJobView | null>;
-  /**
-   * The build that makes a new one unnecessary ("build once"): the version's newest succeeded build,
-   * else its newest queued/starting/running one; null when there is neither. With `inFlightOnly`
-   * (a rebuild), successes do not count: only the newest queued/starting/running build.
-   */
-  findReusableBuild(versionId: number, options?: { inFlightOnly?: boolean }): Promise<Build | null>;
-  /** The repository `namespace/name`, or null. */
-  getRepository(pkg: PackageName): Promise<Repository | null>;
-  /** POST /get: the newest succeeded build of the package matching the filter. */
-  findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<BuildView | null>;
+/** The package reads of the legacy API (/search, /builds, /versions, /last_builds). */
+export interface PackageReads {
   /** POST /builds: succeeded builds of the package, newest first; `filters` empty = all versions, else any filter matches. */
   listSuccessfulBuilds(pkg: PackageName, filters: VersionFilter[]): Promise<BuildView[]>;
   /** POST /versions: versions with at least one succeeded build, newest success first. */
@@ -98,15 +104,55 @@ export interface Store {
   searchPackages(query: SearchQuery): Promise<BuildView[]>;
   /** GET /last_builds: the last `n` succeeded builds, one per version, newest first. */
   lastSuccessfulBuilds(n: number): Promise<BuildView[]>;
+}
+
+/** What the downloads and the build log look up (/download, /get, /download_erts, /build_log). */
+export interface ArtifactReads {
+  getBuild(id: string): Promise<BuildView | null>;
+  /** POST /get: the newest succeeded build of the package matching the filter. */
+  findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<BuildView | null>;
   getErts(release: string): Promise<Erts | null>;
+}
+
+/** The ERTS tarballs registered per OTP release. */
+export interface ErtsRecords {
+  /** Registers (or replaces) the ERTS tarball of an OTP release. */
+  putErts(erts: Omit<Erts, 'createdAt'>): Promise<Erts>;
+  getErts(release: string): Promise<Erts | null>;
+}
+
+/** What /metrics and /health ask of the database. */
+export interface StoreProbes {
   /** Counts of builds per status (for /metrics). */
   countBuildsByStatus(): Promise<Record<BuildStatus, number>>;
-
-  /** Runs `fn` in one transaction; the Store it receives sees and writes within it. */
-  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** One round trip to the database (GET /health); throws when it cannot be reached. */
   ping(): Promise<void>;
+}
+
+/**
+ * Metadata: repositories, versions, builds, ERTS, webhook deliveries: every slice above.
+ * One SQL dialect (Postgres); drivers: pg, PGlite, RDS Data API.
+ */
+export interface Store
+  extends BuildRequestWrites, LocalQueueStore, PackageReads, ArtifactReads, ErtsRecords, StoreProbes {
+  /** The repository `namespace/name`, or null. */
+  getRepository(pkg: PackageName): Promise<Repository | null>;
+  /** Runs `fn` in one transaction; the Store it receives sees and writes within it. */
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+export type LogAttributes = Record<string, unknown>;
+
+/**
+ * Where the core and the workers report what they do and what must not fail the work (a mail not sent, a
+ * hand-over that failed). functions/log.ts implements it over the process logger.
+ */
+export interface Log {
+  info(message: string, attributes?: LogAttributes): void;
+  warn(message: string, attributes?: LogAttributes): void;
+  /** An Error is logged with its name, message and stack. */
+  error(message: string, error?: unknown, attributes?: LogAttributes): void;
 }
 
 export interface BlobInfo {
@@ -167,14 +213,6 @@ export interface BuildQueue {
   enqueue(buildIds: readonly string[]): Promise<void>;
 }
 
-/** Thrown by a Builder when it cannot start a build now but may later (throttled): the build is retried. */
-export class BuilderBusyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BuilderBusyError';
-  }
-}
-
 /**
  * Starts builds (CodeBuild on AWS, a sandboxed subprocess locally). The end of a build is reported
  * separately: an EventBridge event on AWS, the local builder's callback locally; both reach completeBuild.
@@ -185,6 +223,12 @@ export interface Builder {
   /** Resolves when the builder can build now (GET /health); throws, with a `code`, when it cannot. */
   check?(): Promise<void>;
 }
+
+/**
+ * Reads the GitHub webhook's shared secret (GIT_SECRET locally, Secrets Manager on AWS); undefined when none is
+ * configured, and then /callback refuses every delivery.
+ */
+export type SecretReader = () => Promise<string | undefined>;
 
 export interface Mail {
   to: string;

@@ -2,15 +2,15 @@
 import { NotFoundError } from './errors.js';
 import type { PackageName, VersionFilter } from './model.js';
 import type { MetricsRecorder } from './metrics.js';
-import type { BlobStore, DownloadResponse, Store } from './ports.js';
+import type { ArtifactReads, BlobStore, DownloadResponse } from './ports.js';
 
-export interface ArtifactPorts {
-  store: Store;
+export interface ArtifactDeps {
+  store: ArtifactReads;
   blobs: BlobStore;
 }
 
 /** The downloads also count what they serve (Downloads, ErtsDownloads). */
-export interface DownloadPorts extends ArtifactPorts {
+export interface DownloadDeps extends ArtifactDeps {
   metrics: MetricsRecorder;
 }
 
@@ -24,15 +24,15 @@ export const PACKAGE_CONTENT_TYPE = 'application/x-tar';
  * Primary course: look the build up, then ask the blob store for a download of its artifact;
  * one delivered counts as a Download.
  */
-export async function downloadBuildArtifact(ports: DownloadPorts, buildId: string): Promise<DownloadResponse | null> {
-  const build = await ports.store.getBuild(buildId);
+export async function downloadBuildArtifact(deps: DownloadDeps, buildId: string): Promise<DownloadResponse | null> {
+  const build = await deps.store.getBuild(buildId);
   if (!build || build.status !== 'succeeded' || !build.artifactKey) return null;
-  const download = await ports.blobs.download(build.artifactKey, {
+  const download = await deps.blobs.download(build.artifactKey, {
     contentType: PACKAGE_CONTENT_TYPE,
     filename: `${build.name}.ep`,
     redirectStatus: 302,
   });
-  if (download) ports.metrics.count('Downloads');
+  if (download) deps.metrics.count('Downloads');
   return download;
 }
 
@@ -43,16 +43,16 @@ export async function downloadBuildArtifact(ports: DownloadPorts, buildId: strin
  * One delivered counts as a Download.
  */
 export async function downloadLatestPackage(
-  ports: DownloadPorts, pkg: PackageName, filter: VersionFilter,
+  deps: DownloadDeps, pkg: PackageName, filter: VersionFilter,
 ): Promise<DownloadResponse | null> {
-  const build = await ports.store.findLatestSuccessfulBuild(pkg, filter);
+  const build = await deps.store.findLatestSuccessfulBuild(pkg, filter);
   if (!build || !build.artifactKey) return null;
-  const download = await ports.blobs.download(build.artifactKey, {
+  const download = await deps.blobs.download(build.artifactKey, {
     contentType: PACKAGE_CONTENT_TYPE,
     filename: `${build.name}.ep`,
     redirectStatus: 303,
   });
-  if (download) ports.metrics.count('Downloads');
+  if (download) deps.metrics.count('Downloads');
   return download;
 }
 
@@ -62,15 +62,15 @@ export async function downloadLatestPackage(
  * Output: a redirect or stream of `erts-<vsn>.tar`, or null when the release is unknown.
  * One delivered counts as an ErtsDownload.
  */
-export async function downloadErts(ports: DownloadPorts, release: string): Promise<DownloadResponse | null> {
-  const erts = await ports.store.getErts(release);
+export async function downloadErts(deps: DownloadDeps, release: string): Promise<DownloadResponse | null> {
+  const erts = await deps.store.getErts(release);
   if (!erts) return null;
-  const download = await ports.blobs.download(erts.key, {
+  const download = await deps.blobs.download(erts.key, {
     contentType: 'application/x-tar',
     filename: `erts-${erts.ertsVersion}.tar`,
     redirectStatus: 302,
   });
-  if (download) ports.metrics.count('ErtsDownloads');
+  if (download) deps.metrics.count('ErtsDownloads');
   return download;
 }
 
@@ -80,10 +80,10 @@ export async function downloadErts(ports: DownloadPorts, release: string): Promi
  * Output: the log text.
  * Errors: NotFoundError when the build is unknown or has no log yet (queued, or still running).
  */
-export async function readBuildLog(ports: ArtifactPorts, buildId: string): Promise<string> {
-  const build = await ports.store.getBuild(buildId);
+export async function readBuildLog(deps: ArtifactDeps, buildId: string): Promise<string> {
+  const build = await deps.store.getBuild(buildId);
   if (!build) throw new NotFoundError('No such build');
-  const log = build.logKey ? await ports.blobs.get(build.logKey) : null;
+  const log = build.logKey ? await deps.blobs.get(build.logKey) : null;
   if (!log) throw new NotFoundError(`No log for build ${buildId} yet`);
   return log.toString('utf8');
 }

@@ -3,7 +3,7 @@ import type { PackageName, VersionFilter } from './model.js';
 import {
   toBuildDTO, toPackageDTO, toVersionDTO, type BuildDTO, type PackageDTO, type VersionDTO,
 } from './package-dto.js';
-import type { Store } from './ports.js';
+import type { PackageReads } from './ports.js';
 
 /** The most entries one search answers. */
 export const SEARCH_LIMIT = 100;
@@ -26,7 +26,7 @@ export interface PackageSearch {
  * Primary course: the store picks each version's latest succeeded build (else its latest failed
  * one); each becomes a PackageDTO whose path leads to the artifact or to the failure's log.
  */
-export async function searchPackages(store: Store, search: PackageSearch): Promise<PackageDTO[]> {
+export async function searchPackages(store: PackageReads, search: PackageSearch): Promise<PackageDTO[]> {
   const builds = await store.searchPackages({ ...search, limit: SEARCH_LIMIT });
   return builds.map(toPackageDTO);
 }
@@ -36,7 +36,7 @@ export async function searchPackages(store: Store, search: PackageSearch): Promi
  * Input: how many (capped at LAST_BUILDS_MAX).
  * Output: PackageDTOs, newest first, one per (package, ref, erl_version).
  */
-export async function listLastBuilds(store: Store, n: number): Promise<PackageDTO[]> {
+export async function listLastBuilds(store: PackageReads, n: number): Promise<PackageDTO[]> {
   const builds = await store.lastSuccessfulBuilds(Math.min(n, LAST_BUILDS_MAX));
   return builds.map(toPackageDTO);
 }
@@ -47,7 +47,7 @@ export async function listLastBuilds(store: Store, n: number): Promise<PackageDT
  * Output: BuildDTOs of succeeded builds, newest first; an unknown package gives an empty list.
  */
 export async function listDownloadableBuilds(
-  store: Store, pkg: PackageName, filters: VersionFilter[],
+  store: PackageReads, pkg: PackageName, filters: VersionFilter[],
 ): Promise<BuildDTO[]> {
   const builds = await store.listSuccessfulBuilds(pkg, filters);
   return builds.map(toBuildDTO);
@@ -59,7 +59,7 @@ export async function listDownloadableBuilds(
  * Output: VersionDTOs of versions with at least one succeeded build, newest success first.
  */
 export async function listInstallableVersions(
-  store: Store, pkg: PackageName, filters: VersionFilter[],
+  store: PackageReads, pkg: PackageName, filters: VersionFilter[],
 ): Promise<VersionDTO[]> {
   const versions = await store.listVersionsWithSuccess(pkg, filters);
   return versions.map(toVersionDTO);

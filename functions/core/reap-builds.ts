@@ -3,10 +3,10 @@
 // (the dispatcher's claim makes a duplicate harmless), and failed after a day.
 import { BUILDER_QUEUE_LIMIT_S } from './build-contract.js';
 import type { MetricsRecorder } from './metrics.js';
-import type { BuildQueue, Store } from './ports.js';
+import type { BuildQueue, BuildRecords } from './ports.js';
 
 export interface ReapDeps {
-  store: Store;
+  store: Pick<BuildRecords, 'listBuildsOlderThan' | 'transitionBuild'>;
   queue: BuildQueue;
   metrics: MetricsRecorder;
   config: { buildTimeoutS: number };

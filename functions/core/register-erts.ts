@@ -3,7 +3,7 @@
 // ends, its index is read here and each release is recorded, so /download_erts serves it.
 import * as z from 'zod';
 import type { Erts } from './model.js';
-import type { BlobStore, Store } from './ports.js';
+import type { BlobStore, ErtsRecords } from './ports.js';
 
 /** Where the publish-erts build leaves its index. */
 export const ERTS_INDEX_KEY = 'erts/index.jsonl';
@@ -21,7 +21,7 @@ const entrySchema = z.object({
  * missing tarball is an error (the image and its upload disagree; someone must look), after the good
  * lines have been recorded.
  */
-export async function registerPublishedErts(deps: { store: Store; blobs: BlobStore }): Promise<Erts[]> {
+export async function registerPublishedErts(deps: { store: Pick<ErtsRecords, 'putErts'>; blobs: BlobStore }): Promise<Erts[]> {
   const index = await deps.blobs.get(ERTS_INDEX_KEY);
   if (!index) throw new Error(`${ERTS_INDEX_KEY} is missing: the publish-erts build uploaded no index`);
   const recorded: Erts[] = [];

@@ -4,10 +4,10 @@ import { ConflictError, ValidationError } from './errors.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { Build, BuildStatus, PackageName, Version } from './model.js';
 import { toBuildDTO, type BuildDTO } from './package-dto.js';
-import type { BuildQueue, Store } from './ports.js';
+import type { BuildQueue, BuildRequestStore, BuildRequestWrites, Log } from './ports.js';
 
 /** The configuration the build requests obey (functions/config.ts provides it). */
-export interface BuildRequestSettings {
+export interface BuildRequestConfig {
   /** URL prefixes builds may clone from. */
   allowedCloneUrls: readonly string[];
   /** The OTP release of a version that names none; the runtime sets it at start. */
@@ -16,13 +16,13 @@ export interface BuildRequestSettings {
   maxVersionsPerRequest: number;
 }
 
-export interface BuildRequestPorts {
-  store: Store;
+export interface BuildRequestDeps {
+  store: BuildRequestStore;
   queue: BuildQueue;
   metrics: MetricsRecorder;
-  settings: BuildRequestSettings;
+  config: BuildRequestConfig;
   /** Where a failed hand-over to the queue is reported. */
-  log: { error(message: string, error?: unknown, attributes?: Record<string, unknown>): void };
+  log: Log;
 }
 
 /** A build in a build request's answer: the BuildDTO of /builds plus where the build is. */
@@ -120,8 +120,8 @@ function fullNameOf(pkg: PackageName): string {
   return `${pkg.namespace}/${pkg.name}`;
 }
 
-function assertCloneUrlAllowed(url: string, settings: BuildRequestSettings, field = 'clone_url'): void {
-  const problem = cloneUrlProblem(url, settings.allowedCloneUrls);
+function assertCloneUrlAllowed(url: string, config: BuildRequestConfig, field = 'clone_url'): void {
+  const problem = cloneUrlProblem(url, config.allowedCloneUrls);
   if (problem) throw new ValidationError(`Validation failed: ${field} ${problem}`);
 }
 
@@ -129,19 +129,19 @@ function assertCloneUrlAllowed(url: string, settings: BuildRequestSettings, fiel
  * The default release. Without one (a local service on a machine with no Erlang, and no
  * ENOT_DEFAULT_ERL_VERSION) the caller can still name the release, so it is a 400 saying so.
  */
-function defaultErlVersion(settings: BuildRequestSettings): string {
-  if (!settings.defaultErlVersion) {
+function defaultErlVersion(config: BuildRequestConfig): string {
+  if (!config.defaultErlVersion) {
     throw new ValidationError('Validation failed: erl_version is required: this service has no default OTP release');
   }
-  return settings.defaultErlVersion;
+  return config.defaultErlVersion;
 }
 
 /** Defaults filled in, duplicates collapsed, first occurrence first. */
-function resolveVersions(versions: readonly VersionRequest[], settings: BuildRequestSettings): Required<VersionRequest>[] {
+function resolveVersions(versions: readonly VersionRequest[], config: BuildRequestConfig): Required<VersionRequest>[] {
   const seen = new Set<string>();
   const resolved: Required<VersionRequest>[] = [];
   for (const v of versions) {
-    const erlVersion = v.erlVersion ?? defaultErlVersion(settings);
+    const erlVersion = v.erlVersion ?? defaultErlVersion(config);
     const key = `${v.ref}\u0000${erlVersion}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -172,7 +172,7 @@ function notifyOf(notifyEmail: boolean | string): Notify {
  * clone URL. Its upsert locks the repository row until the transaction ends, so concurrent requests for
  * one package run one after another and the second sees the first one's builds.
  */
-async function lockRepository(tx: Store, pkg: PackageName, cloneUrl: string) {
+async function lockRepository(tx: BuildRequestWrites, pkg: PackageName, cloneUrl: string) {
   const repository = await tx.upsertRepository({ namespace: pkg.namespace, name: pkg.name, cloneUrl });
   if (normalizeCloneUrl(repository.cloneUrl) !== normalizeCloneUrl(cloneUrl)) {
     throw new ConflictError(
@@ -185,7 +185,7 @@ async function lockRepository(tx: Store, pkg: PackageName, cloneUrl: string) {
 
 /** Inside a transaction: per version, the build that makes a new one unnecessary, else a new queued one. */
 async function queueVersions(
-  tx: Store, repositoryId: number, versions: readonly Required<VersionRequest>[], notify: Notify,
+  tx: BuildRequestWrites, repositoryId: number, versions: readonly Required<VersionRequest>[], notify: Notify,
 ): Promise<QueuedVersion[]> {
   const queued: QueuedVersion[] = [];
   for (const v of versions) {
@@ -205,13 +205,13 @@ async function queueVersions(
  * answered as a failure: the builds are stored as queued, and the reaper re-sends builds that stay
  * queued too long, while a retried request would only find them (build once) and enqueue nothing.
  */
-async function handOver(ports: BuildRequestPorts, buildIds: string[]): Promise<void> {
+async function handOver(deps: BuildRequestDeps, buildIds: string[]): Promise<void> {
   if (buildIds.length === 0) return;
-  ports.metrics.count('BuildsQueued', buildIds.length);
+  deps.metrics.count('BuildsQueued', buildIds.length);
   try {
-    await ports.queue.enqueue(buildIds);
+    await deps.queue.enqueue(buildIds);
   } catch (error) {
-    ports.log.error('enqueueing new builds failed; they stay queued until the reaper re-sends them', error, {
+    deps.log.error('enqueueing new builds failed; they stay queued until the reaper re-sends them', error, {
       build_ids: buildIds,
     });
   }
@@ -249,20 +249,20 @@ function answerOf(pkg: PackageName, cloneUrl: string, queued: readonly QueuedVer
  * either its existing success or in-flight build (build once) or a new queued build; after the commit
  * the new builds are enqueued and counted as BuildsQueued.
  */
-export async function requestBuilds(ports: BuildRequestPorts, request: BuildRequest): Promise<BuildRequestAnswer> {
-  const { settings } = ports;
-  assertCloneUrlAllowed(request.cloneUrl, settings);
+export async function requestBuilds(deps: BuildRequestDeps, request: BuildRequest): Promise<BuildRequestAnswer> {
+  const { config } = deps;
+  assertCloneUrlAllowed(request.cloneUrl, config);
   if (request.versions.length === 0) throw new ValidationError('Validation failed: versions must name at least one version');
-  if (request.versions.length > settings.maxVersionsPerRequest) {
-    throw new ValidationError(`Validation failed: versions must hold at most ${settings.maxVersionsPerRequest} entries`);
+  if (request.versions.length > config.maxVersionsPerRequest) {
+    throw new ValidationError(`Validation failed: versions must hold at most ${config.maxVersionsPerRequest} entries`);
   }
-  const versions = resolveVersions(request.versions, settings);
+  const versions = resolveVersions(request.versions, config);
   const notifyEmail = request.notifyEmail ?? true;
-  const queued = await ports.store.transaction(async (tx) => {
+  const queued = await deps.store.transaction(async (tx) => {
     const repository = await lockRepository(tx, request.pkg, request.cloneUrl);
     return queueVersions(tx, repository.id, versions, notifyOf(notifyEmail));
   });
-  await handOver(ports, createdIds(queued));
+  await handOver(deps, createdIds(queued));
   return answerOf(request.pkg, request.cloneUrl, queued, notifyEmail);
 }
 
@@ -274,19 +274,19 @@ export async function requestBuilds(ports: BuildRequestPorts, request: BuildRequ
  * builds stay as history, and the new one becomes the version's latest when it succeeds. Its result is
  * mailed to the tagged commit's author.
  */
-export async function rebuild(ports: BuildRequestPorts, buildId: string): Promise<RequestedBuildDTO> {
-  const job = await ports.store.getBuildJob(buildId);
+export async function rebuild(deps: BuildRequestDeps, buildId: string): Promise<RequestedBuildDTO> {
+  const job = await deps.store.getBuildJob(buildId);
   if (!job) throw new ValidationError(NO_SUCH_BUILD);
   const pkg = { namespace: job.namespace, name: job.name };
   // The configuration may have narrowed since the package was first built.
-  assertCloneUrlAllowed(job.cloneUrl, ports.settings, `the clone URL of ${fullNameOf(pkg)}`);
-  const { build, created } = await ports.store.transaction(async (tx) => {
+  assertCloneUrlAllowed(job.cloneUrl, deps.config, `the clone URL of ${fullNameOf(pkg)}`);
+  const { build, created } = await deps.store.transaction(async (tx) => {
     await lockRepository(tx, pkg, job.cloneUrl);
     const inFlight = await tx.findReusableBuild(job.versionId, { inFlightOnly: true });
     if (inFlight) return { build: inFlight, created: false };
     return { build: await tx.createBuild({ versionId: job.versionId, notify: true, notifyEmail: null }), created: true };
   });
-  if (created) await handOver(ports, [build.id]);
+  if (created) await handOver(deps, [build.id]);
   return toRequestedBuildDTO(build, pkg, job);
 }
 
@@ -320,8 +320,8 @@ export function classifyWebhook(event: string | undefined, payload: unknown): We
  * Answers an authenticated delivery that builds nothing (ping, other events); counted as a WebhookDelivery.
  * Output: the message for the envelope ("pong" to a ping).
  */
-export function acknowledgeWebhook(ports: Pick<BuildRequestPorts, 'metrics'>, action: Exclude<WebhookAction, { kind: 'tag' }>): string {
-  ports.metrics.count('WebhookDeliveries');
+export function acknowledgeWebhook(deps: Pick<BuildRequestDeps, 'metrics'>, action: Exclude<WebhookAction, { kind: 'tag' }>): string {
+  deps.metrics.count('WebhookDeliveries');
   return action.kind === 'ping' ? 'pong' : action.reason;
 }
 
@@ -346,8 +346,8 @@ const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,100}$/;
  * commit's author; the delivery keeps the ids of the builds it created. No git or network work: the
  * answer comes at once.
  */
-export async function requestTagBuild(ports: BuildRequestPorts, tag: TagCreated): Promise<BuildRequestAnswer | string> {
-  const { settings } = ports;
+export async function requestTagBuild(deps: BuildRequestDeps, tag: TagCreated): Promise<BuildRequestAnswer | string> {
+  const { config } = deps;
   const deliveryId = tag.deliveryId;
   if (!deliveryId || !DELIVERY_ID.test(deliveryId)) {
     throw new ValidationError('Validation failed: the X-GitHub-Delivery header is required (1-100 of A-Z a-z 0-9 . _ : -)');
@@ -356,10 +356,10 @@ export async function requestTagBuild(ports: BuildRequestPorts, tag: TagCreated)
   if (tag.cloneUrl !== github && tag.cloneUrl !== `${github}.git`) {
     throw new ValidationError(`Validation failed: repository.clone_url must be ${github} or ${github}.git`);
   }
-  assertCloneUrlAllowed(tag.cloneUrl, settings, 'repository.clone_url');
-  const versions = resolveVersions([{ ref: tag.ref }], settings);
+  assertCloneUrlAllowed(tag.cloneUrl, config, 'repository.clone_url');
+  const versions = resolveVersions([{ ref: tag.ref }], config);
   const notifyEmail = true;
-  const queued = await ports.store.transaction(async (tx) => {
+  const queued = await deps.store.transaction(async (tx) => {
     if (!(await tx.recordWebhookDelivery({ deliveryId, event: 'create' }))) return null;
     const repository = await lockRepository(tx, tag.pkg, tag.cloneUrl);
     const result = await queueVersions(tx, repository.id, versions, notifyOf(notifyEmail));
@@ -367,7 +367,7 @@ export async function requestTagBuild(ports: BuildRequestPorts, tag: TagCreated)
     return result;
   });
   if (!queued) return `delivery ${deliveryId} was already handled`;
-  ports.metrics.count('WebhookDeliveries');
-  await handOver(ports, createdIds(queued));
+  deps.metrics.count('WebhookDeliveries');
+  await handOver(deps, createdIds(queued));
   return answerOf(tag.pkg, tag.cloneUrl, queued, notifyEmail);
 }

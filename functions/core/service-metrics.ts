@@ -1,7 +1,7 @@
 // The /metrics use case: the service's state as gauges (builds per status, queue depth) plus in-process totals.
 import { BUILD_STATUSES, type BuildStatus } from './model.js';
 import type { MetricsRecorder, MetricsSnapshot } from './metrics.js';
-import type { Store } from './ports.js';
+import type { StoreProbes } from './ports.js';
 
 /** Where the number of builds waiting to start comes from; the SQS queue's depth can stand in later. */
 export interface QueueDepthSource {
@@ -29,16 +29,19 @@ export function queueDepthFromCounts(counts: Record<BuildStatus, number>): numbe
  * Primary course: one grouped count from the store; the queue depth is asked of the source in
  * parallel, else derived from those counts.
  */
-export async function collectServiceMetrics(ports: {
-  store: Store;
+/** What collectServiceMetrics reads. */
+export interface ServiceMetricsDeps {
+  store: Pick<StoreProbes, 'countBuildsByStatus'>;
   metrics?: MetricsRecorder;
   queue?: QueueDepthSource;
-}): Promise<ServiceMetrics> {
-  const [counts, depth] = await Promise.all([ports.store.countBuildsByStatus(), ports.queue?.queueDepth()]);
+}
+
+export async function collectServiceMetrics(deps: ServiceMetricsDeps): Promise<ServiceMetrics> {
+  const [counts, depth] = await Promise.all([deps.store.countBuildsByStatus(), deps.queue?.queueDepth()]);
   const buildsByStatus = Object.fromEntries(BUILD_STATUSES.map((s) => [s, counts[s] ?? 0])) as Record<BuildStatus, number>;
   return {
     buildsByStatus,
     queueDepth: depth ?? queueDepthFromCounts(buildsByStatus),
-    totals: ports.metrics?.snapshot?.(),
+    totals: deps.metrics?.snapshot?.(),
   };
 }

@@ -1,6 +1,8 @@
 // GitHub webhook authentication: the HMAC of the raw body under the shared secret, compared in constant time.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { UnauthorizedError } from './errors.js';
+import { headerValue, type HeaderMap } from './headers.js';
+import type { SecretReader } from './ports.js';
 
 export const SIGNATURE_256_HEADER = 'X-Hub-Signature-256';
 /** The legacy header (HMAC-SHA1), used only when the SHA-256 one is absent. */
@@ -11,20 +13,6 @@ export type SignatureAlgorithm = 'sha256' | 'sha1';
 export type SignatureCheck =
   | { ok: true; algorithm: SignatureAlgorithm }
   | { ok: false; reason: string };
-
-type HeaderMap = Record<string, string | undefined> | null | undefined;
-
-/** A header's value whatever the case of its name (API Gateway keeps the sender's case; node lower-cases). */
-export function headerValue(headers: HeaderMap, name: string): string | undefined {
-  if (!headers) return undefined;
-  const exact = headers[name];
-  if (exact !== undefined) return exact;
-  const lower = name.toLowerCase();
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() === lower) return headers[key];
-  }
-  return undefined;
-}
 
 /** The header value GitHub would send for `body`: `sha256=<hex>` or `sha1=<hex>`. */
 export function signWebhookBody(secret: string, body: Uint8Array | string, algorithm: SignatureAlgorithm = 'sha256'): string {
@@ -72,7 +60,7 @@ export function verifyWebhookSignature(secret: string, body: Uint8Array, headers
  * configured secret every delivery is refused; otherwise the signature must match.
  */
 export async function authenticateWebhook(
-  secret: () => Promise<string | undefined>, body: Uint8Array, headers: HeaderMap,
+  secret: SecretReader, body: Uint8Array, headers: HeaderMap,
 ): Promise<SignatureAlgorithm> {
   if (!signatureOf(headers)) {
     throw new UnauthorizedError(`Webhook refused: no ${SIGNATURE_256_HEADER} (or ${SIGNATURE_1_HEADER}) header`);

@@ -7,14 +7,30 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { ValidationError } from '#core/errors.js';
-import { deps, readyDeps, type Deps } from '#functions/wiring.js';
 import type { HttpResult } from './envelope.js';
 import { errorResult, HttpError, statusOf } from './errors.js';
-import { logEnabled, processLogger, requestLogger, type RequestLogger } from './log.js';
+import { logEnabled, processLogger, requestLogger, type LogLevel, type RequestLogger } from '#functions/log.js';
 import {
   correlationIdOf, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, routeNameOf,
 } from './observability.js';
 import { parseWith, type Source } from './schemas.js';
+
+/**
+ * What the middlewares need of the process dependencies. The entry point supplies them (see DepsSource), so
+ * this layer names no adapter and no wiring: a Lambda bundle holds only what its entry point builds.
+ */
+export interface EndpointDeps {
+  config: { runtime: 'aws' | 'local'; logLevel: LogLevel; maxBodyBytes: number };
+  metrics: { flush(): void };
+}
+
+/** Where an endpoint gets the process dependencies: built once per process, synchronous once built. */
+export interface DepsSource<D extends EndpointDeps> {
+  /** The dependencies, built on first call. */
+  get(): Promise<D>;
+  /** The dependencies when built already, else undefined: the per-request path without a wait. */
+  ready(): D | undefined;
+}
 
 /** What the middlewares learn about one request, handed to the endpoint function. */
 export interface RequestState {
@@ -27,7 +43,7 @@ export interface RequestState {
   log: RequestLogger;
   /** performance.now() when the request arrived. */
   startedAt: number;
-  deps?: Deps;
+  deps?: EndpointDeps;
   /** The body as text (base64 decoded), once read. */
   text?: string;
   /** The JSON body, once parsed. */
@@ -139,7 +155,7 @@ export function errorMapping(): ApiMiddleware {
   };
 }
 
-function attachDeps(state: RequestState, d: Deps, context: Context | undefined): void {
+function attachDeps(state: RequestState, d: EndpointDeps, context: Context | undefined): void {
   state.deps = d;
   // In Lambda one process runs one invocation at a time, so the process Logger can carry the
   // invocation (function name, request id, cold start). The local server's contexts are made up.
@@ -149,17 +165,17 @@ function attachDeps(state: RequestState, d: Deps, context: Context | undefined):
 }
 
 /** The process dependencies; synchronous once they are built (every request but the first). */
-export function loadDeps(): ApiMiddleware {
+export function loadDeps(source: DepsSource<EndpointDeps>): ApiMiddleware {
   return {
     name: 'loadDeps',
     before: (request) => {
       const state = stateOf(request.event);
-      const ready = readyDeps();
+      const ready = source.ready();
       if (ready) {
         attachDeps(state, ready, request.context);
         return undefined;
       }
-      return deps().then((d) => attachDeps(state, d, request.context));
+      return source.get().then((d) => attachDeps(state, d, request.context));
     },
   };
 }

@@ -1,5 +1,6 @@
 // Per-request observability shared by the middy stack and the local server: correlation ids and route names.
 import { routes } from '#functions/routes.js';
+import { headerValue, type HeaderMap } from '#core/headers.js';
 import { matchRoute } from './router.js';
 
 export const CORRELATION_ID_HEADER = 'X-Correlation-Id';
@@ -10,22 +11,6 @@ const SANE_CORRELATION_ID = /^[A-Za-z0-9][A-Za-z0-9._:=+/@-]{0,127}$/;
 
 export function isSaneCorrelationId(value: unknown): value is string {
   return typeof value === 'string' && SANE_CORRELATION_ID.test(value);
-}
-
-type HeaderMap = Record<string, string | string[] | undefined> | null | undefined;
-
-/** A header's value whatever its case (API Gateway keeps the client's spelling; node lower-cases). */
-export function headerValue(headers: HeaderMap, name: string): string | undefined {
-  if (!headers) return undefined;
-  const wanted = name.toLowerCase();
-  // for...in walks own keys in the same order as Object.entries, without building the pairs.
-  for (const key in headers) {
-    if (!Object.hasOwn(headers, key) || key.toLowerCase() !== wanted) continue;
-    const value = headers[key];
-    if (value === undefined) continue;
-    return Array.isArray(value) ? value.join(',') : value;
-  }
-  return undefined;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { BuildEnded } from '#core/build-contract.js';
 import { completeBuild } from '#core/complete-build.js';
 import { startClaimedBuild } from '#core/dispatch-build.js';
 import { reapBuilds } from '#core/reap-builds.js';
-import type { Builder } from '#core/ports.js';
+import type { Builder, Log } from '#core/ports.js';
 import type { LocalBuildQueue } from '#adapters/queue/local-build-queue.js';
 import { LocalBuilder } from '#adapters/builder/local-builder.js';
 import type { Deps } from '#functions/wiring.js';
@@ -20,18 +20,12 @@ export interface LocalBuilderLike extends Builder {
   removeLeftovers?(): Promise<void>;
 }
 
-export interface WorkerLog {
-  info(message: string, attributes?: Record<string, unknown>): void;
-  warn(message: string, attributes?: Record<string, unknown>): void;
-  error(message: string, attributes?: Record<string, unknown>): void;
-}
-
 export interface BuildWorkerOptions {
   deps: Deps;
   builder: LocalBuilderLike;
   queue: Pick<LocalBuildQueue, 'onEnqueue'>;
   concurrency: number;
-  log: WorkerLog;
+  log: Log;
   /** How often the Store is looked at without a wake-up (a build queued by another process). */
   pollMs?: number;
   /** How often stuck builds are reaped. */
@@ -81,7 +75,7 @@ export async function startBuildWorker(options: BuildWorkerOptions): Promise<Bui
       const failed = await store.transitionBuild(buildId, ['starting', 'running'], 'failed', { message });
       if (failed) deps.metrics.count('BuildsFailed');
     } catch (error) {
-      log.error('a build could not be marked failed', { buildId, error: errorText(error) });
+      log.error('a build could not be marked failed', error, { buildId });
     }
   }
 
@@ -98,7 +92,7 @@ export async function startBuildWorker(options: BuildWorkerOptions): Promise<Bui
           if (outcome !== 'started') inFlight.delete(id);
           if (outcome === 'failed') log.warn('a build could not be started', { buildId: id });
         } catch (error) {
-          log.error('a build could not be started', { buildId: id, error: errorText(error) });
+          log.error('a build could not be started', error, { buildId: id });
           inFlight.delete(id);
           await failBuild(id, `the build could not be started: ${errorText(error)}`);
         }
@@ -119,7 +113,7 @@ export async function startBuildWorker(options: BuildWorkerOptions): Promise<Bui
         try {
           await claimAndStart();
         } catch (error) {
-          log.error('claiming queued builds failed', { error: errorText(error) });
+          log.error('claiming queued builds failed', error);
         }
       } while (again && !stopped);
     })().finally(() => {
@@ -130,10 +124,10 @@ export async function startBuildWorker(options: BuildWorkerOptions): Promise<Bui
   async function ended(end: BuildEnded): Promise<void> {
     const completion = (async () => {
       try {
-        const finished = await completeBuild({ ...deps, warn: (message, detail) => log.warn(message, detail) }, end);
+        const finished = await completeBuild({ ...deps, log }, end);
         if (finished) log.info('build finished', { buildId: end.buildId, status: finished.status, message: finished.message });
       } catch (error) {
-        log.error('a build result could not be recorded', { buildId: end.buildId, error: errorText(error) });
+        log.error('a build result could not be recorded', error, { buildId: end.buildId });
         await failBuild(end.buildId, `the build result could not be recorded: ${errorText(error)}`);
       } finally {
         inFlight.delete(end.buildId);
@@ -153,7 +147,7 @@ export async function startBuildWorker(options: BuildWorkerOptions): Promise<Bui
       const report = await reapBuilds(deps, { giveUpOnQueued: false });
       if (report.failed.length + report.abandoned.length > 0) log.warn('reaped stuck builds', { ...report });
     } catch (error) {
-      log.error('reaping stuck builds failed', { error: errorText(error) });
+      log.error('reaping stuck builds failed', error);
     }
   }
 
@@ -179,7 +173,7 @@ export async function startBuildWorker(options: BuildWorkerOptions): Promise<Bui
         try {
           await store.transitionBuild(id, ['starting', 'running'], 'queued', { message: REQUEUED_ON_STOP });
         } catch (error) {
-          log.error('a running build could not be queued again', { buildId: id, error: errorText(error) });
+          log.error('a running build could not be queued again', error, { buildId: id });
         }
       }
       inFlight.clear();
@@ -192,7 +186,7 @@ export interface LocalBuildsOptions {
   queue: Pick<LocalBuildQueue, 'onEnqueue'>;
   /** The installed OTP; null: builds are failed with a message saying there is none. */
   otp: LocalOtp | null;
-  log: WorkerLog;
+  log: Log;
   /** Overrides for tests: another buildspec and its scripts. */
   scriptsDir?: string;
   buildspecPath?: string;

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '#functions/config.js';
 import { LocalBuildQueue } from '#adapters/queue/local-build-queue.js';
 import { buildDeps } from '#functions/wiring.js';
-import { processLogger } from '#http/log.js';
-import { startLocalBuilds, type WorkerLog } from './build-worker.js';
+import { processLogger, requestLogger } from '#functions/log.js';
+import { startLocalBuilds } from './build-worker.js';
 import { detectLocalOtp, registerLocalErts } from './local-erlang.js';
 import { startLocalServer } from './server.js';
 
@@ -15,11 +15,6 @@ const SHUTDOWN_GRACE_MS = 10_000;
 async function main(): Promise<void> {
   const loaded = loadConfig();
   const log = processLogger(loaded.logLevel);
-  const workerLog: WorkerLog = {
-    info: (message, attributes) => log.info(message, attributes ?? {}),
-    warn: (message, attributes) => log.warn(message, attributes ?? {}),
-    error: (message, attributes) => log.error(message, attributes ?? {}),
-  };
 
   const otp = await detectLocalOtp();
   if (otp) log.info('building with the local Erlang/OTP', { release: otp.release, version: otp.version, root: otp.root });
@@ -44,7 +39,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const builds = await startLocalBuilds({ deps, queue: deps.queue, otp, log: workerLog });
+  const builds = await startLocalBuilds({ deps, queue: deps.queue, otp, log: requestLogger({}, () => config.logLevel) });
   // GET /health asks it whether this machine can build.
   deps.builder = builds.builder;
   const server = await startLocalServer({ deps, port: config.port, host: config.host });

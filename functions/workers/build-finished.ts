@@ -1,7 +1,7 @@
 // EventBridge (CodeBuild "Build State Change") -> completeBuild -> Store, BlobStore, Mailer. Events that are
 // not the end of one of our builds are logged and ignored (the end of a publish-erts build registers the ERTS); a failure is thrown, so EventBridge delivers again.
 import type { Context, EventBridgeEvent } from 'aws-lambda';
-import { parseBuildStateChange } from '#adapters/builder/codebuild-events.js';
+import { parseBuildStateChange } from './codebuild-state-change.js';
 import { completeBuild } from '#core/complete-build.js';
 import { registerPublishedErts } from '#core/register-erts.js';
 import { runWorker } from './invocation.js';
@@ -19,7 +19,7 @@ export const handler = (event: EventBridgeEvent<string, unknown>, context?: Cont
       return;
     }
     const { ended } = change;
-    const finished = await completeBuild({ ...deps, warn: (message, detail) => log.warn(message, detail) }, ended);
+    const finished = await completeBuild({ ...deps, log }, ended);
     if (finished) log.info('build finished', { buildId: ended.buildId, state: ended.state, status: finished.status, message: finished.message });
     else log.info('build was not in flight; nothing done', { buildId: ended.buildId, state: ended.state });
   });

@@ -2,7 +2,7 @@
 // dependencies, a logger for the invocation, and the invocation's metrics flushed at its end (EMF on AWS).
 import type { Context } from 'aws-lambda';
 import { deps, readyDeps, type Deps } from '#functions/wiring.js';
-import { processLogger, requestLogger, type RequestLogger } from '#http/log.js';
+import { processLogger, requestLogger, type RequestLogger } from '#functions/log.js';
 
 export interface WorkerInvocation {
   deps: Deps;

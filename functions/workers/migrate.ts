@@ -1,9 +1,8 @@
 // Deploy-time custom resource (CloudFormation -> custom-resources Provider -> here): applies the SQL
 // migrations to Aurora through the Data API. Re-running is a no-op; the runner records what it applied.
 import { loadConfig } from '#functions/config.js';
-import { loadMigrations, runMigrations, type Migration } from '#adapters/postgres/open-store.js';
-import { createDataApiClient, type DataApiOptions } from '#adapters/postgres/data-api-client.js';
-import { processLogger } from '#http/log.js';
+import { processLogger } from '#functions/log.js';
+import { loadSchemaMigrations, openMigrationTarget, type DataApiOptions, type Migration } from '#functions/wiring.js';
 
 /** The part of a CloudFormation custom resource event the Provider framework hands over that matters here. */
 export interface MigrationEvent {
@@ -19,9 +18,6 @@ export interface MigrationResult {
 /** One schema per database: the id never changes, so an update never makes CloudFormation delete the old one. */
 export const SCHEMA_RESOURCE_ID = 'enot-schema-migrations';
 
-// A paused Serverless v2 cluster resumes in seconds to tens of seconds: wait for it longer than an API call would.
-const RESUME_RETRIES = 6;
-
 /**
  * Applies the migrations not yet recorded.
  * Input: the custom resource event; `deps` overrides where migrations and the database come from (tests).
@@ -32,34 +28,19 @@ export async function migrate(
   event: MigrationEvent,
   deps: { dataApi?: DataApiOptions; migrations?: Migration[] } = {},
 ): Promise<MigrationResult> {
-  const migrations = deps.migrations ?? (await loadMigrations());
+  const migrations = deps.migrations ?? (await loadSchemaMigrations());
   const known = migrations.map((m) => m.name).join(',');
   if (event.RequestType === 'Delete') {
     return { PhysicalResourceId: event.PhysicalResourceId ?? SCHEMA_RESOURCE_ID, Data: { Applied: '', Known: known } };
   }
-  const client = createDataApiClient(deps.dataApi ?? dataApiFromConfig());
+  const target = openMigrationTarget(loadConfig(), deps.dataApi);
   try {
-    const applied = await runMigrations(client, migrations);
+    const applied = await target.apply(migrations);
     processLogger().info('migrations applied', { applied, known: migrations.length });
     return { PhysicalResourceId: SCHEMA_RESOURCE_ID, Data: { Applied: applied.join(','), Known: known } };
   } finally {
-    await client.close();
+    await target.close();
   }
-}
-
-function dataApiFromConfig(): DataApiOptions {
-  const { aws } = loadConfig();
-  if (!aws.dbClusterArn || !aws.dbSecretArn) {
-    throw new Error('ENOT_DB_CLUSTER_ARN and ENOT_DB_SECRET_ARN are required to migrate');
-  }
-  return {
-    resourceArn: aws.dbClusterArn,
-    secretArn: aws.dbSecretArn,
-    database: aws.dbName,
-    region: aws.region,
-    endpoint: aws.rdsDataEndpoint,
-    resumeRetries: RESUME_RETRIES,
-  };
 }
 
 export const handler = (event: MigrationEvent): Promise<MigrationResult> => migrate(event);

@@ -1,9 +1,9 @@
 // SQS (the build queue) -> dispatchBuild -> Builder (CodeBuild), Store. One record is one build id; a record
 // whose build could not be started is reported back (a partial batch failure), so SQS delivers it again.
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { parseBuildMessage } from '#adapters/queue/sqs-build-queue.js';
+import { parseBuildMessage } from '#core/build-queue-message.js';
 import { dispatchBuild } from '#core/dispatch-build.js';
-import { BuilderBusyError } from '#core/ports.js';
+import { BuilderBusyError } from '#core/errors.js';
 import { runWorker } from './invocation.js';
 
 export const handler = (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> =>

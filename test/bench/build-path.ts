@@ -13,7 +13,8 @@ import { parse, stringify } from 'yaml';
 import { LocalBuildQueue } from '#adapters/queue/local-build-queue.js';
 import { defaultScriptsDir } from '#adapters/builder/local-builder.js';
 import { loadConfig } from '#functions/config.js';
-import { startLocalBuilds, type LocalBuilds, type WorkerLog } from '#functions/local/build-worker.js';
+import type { Log } from '#core/ports.js';
+import { startLocalBuilds, type LocalBuilds } from '#functions/local/build-worker.js';
 import { detectLocalOtp, type LocalOtp } from '#functions/local/local-erlang.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import { buildDeps, type Deps } from '#functions/wiring.js';
@@ -516,10 +517,10 @@ async function measure(
     });
     const deps = await buildDeps(config);
     const warnings: string[] = [];
-    const workerLog: WorkerLog = {
+    const workerLog: Log = {
       info() {},
       warn: (message, attributes) => warnings.push(`${message} ${JSON.stringify(attributes ?? {})}`),
-      error: (message, attributes) => warnings.push(`${message} ${JSON.stringify(attributes ?? {})}`),
+      error: (message, error, attributes) => warnings.push(`${message} ${String(error)} ${JSON.stringify(attributes ?? {})}`),
     };
     if (!(deps.queue instanceof LocalBuildQueue)) throw new Error('the local service needs the local build queue');
     let builds: LocalBuilds;

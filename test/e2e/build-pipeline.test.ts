@@ -1,6 +1,7 @@
 // The build pipeline end to end, as `npm start` runs it: build requests over HTTP, the local worker and builder
 // running buildspec/buildspec.yml on real git repositories with the Erlang installed here, and the results read back
 // through the API (packages loaded in `erl`, logs, mails, ERTS). The suite waits on the API only.
+import { webhookSecretFor } from '#adapters/secrets/webhook-secret.js';
 import { sign } from '@octokit/webhooks-methods';
 import type { WebhookDefinition } from '@octokit/webhooks-examples';
 import { execFile } from 'node:child_process';
@@ -11,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { EmlMailer } from '#adapters/mail/eml-mailer.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { LocalBuildQueue } from '#adapters/queue/local-build-queue.js';
 import { loadConfig, type Config } from '#functions/config.js';
-import { startLocalBuilds, type LocalBuilds, type WorkerLog } from '#functions/local/build-worker.js';
+import type { Log } from '#core/ports.js';
+import { startLocalBuilds, type LocalBuilds } from '#functions/local/build-worker.js';
 import { detectLocalOtp, registerLocalErts, type LocalOtp } from '#functions/local/local-erlang.js';
 import { startLocalServer, type LocalServer } from '#functions/local/server.js';
 import type { Deps } from '#functions/wiring.js';
@@ -36,7 +38,7 @@ const PUBLIC_URL = 'http://builder.example.test';
 const TIMEOUT_S = 3;
 const OPS_MAIL = 'ops@example.org';
 
-const silent: WorkerLog = { info() {}, warn() {}, error() {} };
+const silent: Log = { info() {}, warn() {}, error() {} };
 
 let root: string;
 let dataDir: string;
@@ -77,15 +79,13 @@ async function buildAsync(
 }
 
 /** Waits until /search shows the build as finished; returns its entry. */
-async function finished(name: string, buildId: string, ms = 90_000): Promise<SearchEntry> {
-  const deadline = Date.now() + ms;
-  for (;;) {
+function finished(name: string, buildId: string, ms = 90_000): Promise<SearchEntry> {
+  return vi.waitFor(async () => {
     const entries = await api<SearchEntry[]>('GET', `/search?name=${encodeURIComponent(name)}`);
     const entry = entries.find((e) => e.build_id === buildId);
-    if (entry) return entry;
-    if (Date.now() > deadline) throw new Error(`build ${buildId} of ${name} did not finish within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+    if (!entry) throw new Error(`build ${buildId} of ${name} did not finish within ${ms} ms`);
+    return entry;
+  }, { timeout: ms, interval: 100 });
 }
 
 async function buildLog(buildId: string): Promise<string> {
@@ -130,14 +130,12 @@ async function mails(): Promise<string[]> {
   return Promise.all(names.filter((n) => n.endsWith('.eml')).map((n) => readFile(join(dir, n), 'utf8')));
 }
 
-async function mailAbout(buildId: string, ms = 10_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
+function mailAbout(buildId: string, ms = 10_000): Promise<string> {
+  return vi.waitFor(async () => {
     const found = (await mails()).find((m) => m.includes(buildId));
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no mail about ${buildId}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    if (!found) throw new Error(`no mail about ${buildId}`);
+    return found;
+  }, { timeout: ms, interval: 100 });
 }
 
 
@@ -183,7 +181,7 @@ beforeAll(async () => {
   queue = new LocalBuildQueue();
   deps = {
     config, store: opened.store, blobs: new FsBlobStore(join(dataDir, 'blobs')), metrics: new InMemoryMetrics(), queue,
-    mailer: new EmlMailer(join(dataDir, 'mail')),
+    mailer: new EmlMailer(join(dataDir, 'mail')), webhookSecret: webhookSecretFor(config),
   };
   await registerLocalErts({ store: deps.store, blobs: deps.blobs, otp, scratchDir: join(dataDir, 'tmp') });
   server = await startLocalServer({ deps, port: 0 });

@@ -1,6 +1,7 @@
 // POST /buildAsync, /rebuild and /callback end to end: the local server over real HTTP and a real Store (pg or
 // PGlite). No builder runs, so the builds these requests make stay queued, which is what is checked; the queue
 // records what it is handed. Webhook payloads are GitHub's own examples, signed as GitHub signs them.
+import { webhookSecretFor } from '#adapters/secrets/webhook-secret.js';
 import { sign } from '@octokit/webhooks-methods';
 import type { WebhookDefinition } from '@octokit/webhooks-examples';
 import { createHmac, randomUUID } from 'node:crypto';
@@ -59,6 +60,7 @@ beforeAll(async () => {
   deps = {
     config, store, blobs: new FsBlobStore(join(dataDir, 'blobs')), metrics, queue,
     mailer: { send: () => Promise.reject(new Error('this suite sends no mail')) },
+    webhookSecret: webhookSecretFor(config),
   };
   server = await startLocalServer({ deps, port: 0 });
 });
@@ -413,7 +415,8 @@ describe('POST /callback', () => {
   });
 
   it('refuses every delivery when no secret is configured', async () => {
-    useDeps({ ...deps, config: { ...deps.config, gitSecret: undefined } });
+    const config = { ...deps.config, gitSecret: undefined };
+    useDeps({ ...deps, config, webhookSecret: webhookSecretFor(config) });
     try {
       expect(await failure(await deliver('ping', example('ping')), 401))
         .toBe('Webhook refused: no webhook secret is configured on this service');

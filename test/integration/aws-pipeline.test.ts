@@ -18,15 +18,17 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
 import { CodeBuildBuilder, timeoutMinutes, uploadUrlExpiryS, type PresignUpload } from '#adapters/builder/codebuild-builder.js';
-import { parseBuildStateChange } from '#adapters/builder/codebuild-events.js';
+import { parseBuildStateChange } from '#functions/workers/codebuild-state-change.js';
 import { SesMailer } from '#adapters/mail/ses-mailer.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
-import { parseBuildMessage, SQS_BATCH_MAX, SqsBuildQueue } from '#adapters/queue/sqs-build-queue.js';
+import { parseBuildMessage } from '#core/build-queue-message.js';
+import { SQS_BATCH_MAX, SqsBuildQueue } from '#adapters/queue/sqs-build-queue.js';
 import {
   BUILD_ENV, BUILDER_QUEUE_LIMIT_S, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, type BuildResult,
 } from '#core/build-contract.js';
 import type { Build } from '#core/model.js';
-import { BuilderBusyError, type BuildJob, type Store } from '#core/ports.js';
+import { BuilderBusyError } from '#core/errors.js';
+import type { BuildJob, Store } from '#core/ports.js';
 import { COMPLETION_GRACE_S } from '#core/reap-builds.js';
 import { loadConfig, type Config } from '#functions/config.js';
 import { deps, openBuilder, openBuildQueue, openMailer, useDeps, type Deps } from '#functions/wiring.js';
@@ -504,6 +506,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       config, store, blobs, metrics,
       queue: new SqsBuildQueue({ queueUrl: QUEUE_URL, client: sqsClient }),
       mailer: new SesMailer({ from: FROM, client: sesClient }),
+      webhookSecret: () => Promise.resolve(undefined),
       builder: new CodeBuildBuilder({
         projectName: PROJECT, client: codeBuildClient,
         presignUpload: (key, contentType, expiresS) => blobs.presignPut(key, contentType, expiresS),

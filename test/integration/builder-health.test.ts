@@ -1,7 +1,8 @@
 // The builder health check on a real store: a build left in flight past its timeout and grace means
 // the reaper or the completion path is down, and /health says so by name.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builderHealthCheck, HealthProblem, runHealthChecks } from '#core/health.js';
+import { HealthProblem } from '#core/errors.js';
+import { builderHealthCheck, runHealthChecks } from '#core/health.js';
 import { COMPLETION_GRACE_S } from '#core/reap-builds.js';
 import type { Store } from '#core/ports.js';
 import { openTestStore } from '#support/databases.js';

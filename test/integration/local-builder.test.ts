@@ -464,6 +464,7 @@ describe('the local build worker', () => {
       config: loadConfig({ ENOT_DATA_DIR: join(root, 'worker-data'), ENOT_LOG_LEVEL: 'silent', ENOT_BUILD_TIMEOUT_S: '77' }),
       store, blobs: blobStore, metrics: new InMemoryMetrics(), queue: new LocalBuildQueue(),
       mailer: { send: () => Promise.reject(new Error('no mail in this suite')) },
+      webhookSecret: () => Promise.resolve(undefined),
     };
   }
 

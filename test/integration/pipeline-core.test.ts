@@ -11,7 +11,8 @@ import { buildBlobKeys, type BuildEnded, type BuildResult } from '#core/build-co
 import { completeBuild, type CompletionDeps } from '#core/complete-build.js';
 import { dispatchBuild, type DispatchDeps } from '#core/dispatch-build.js';
 import type { Build } from '#core/model.js';
-import { BuilderBusyError, type BuildJob, type Builder, type BuildQueue, type Mail, type Mailer, type Store } from '#core/ports.js';
+import { BuilderBusyError } from '#core/errors.js';
+import type { BuildJob, Builder, BuildQueue, Mail, Mailer, Store } from '#core/ports.js';
 import { COMPLETION_GRACE_S, GIVE_UP_AFTER_S, RESEND_AFTER_S, reapBuilds } from '#core/reap-builds.js';
 import { openTestStore } from '#support/databases.js';
 
@@ -93,7 +94,11 @@ describe('the build pipeline core on a real store and files', () => {
     return {
       store, blobs, mailer, metrics,
       config: { publicUrl: PUBLIC_URL, buildTimeoutS: TIMEOUT_S },
-      warn: (message, detail) => warnings.push({ message, detail }),
+      log: {
+        info: () => {},
+        warn: (message, detail) => warnings.push({ message, detail: detail ?? {} }),
+        error: (message, error) => { throw new Error(`unexpected error log: ${message} ${String(error)}`); },
+      },
       ...overrides,
     };
   }

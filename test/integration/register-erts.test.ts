@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
-import { parseBuildStateChange } from '#adapters/builder/codebuild-events.js';
+import { parseBuildStateChange } from '#functions/workers/codebuild-state-change.js';
 import { ERTS_INDEX_KEY, registerPublishedErts } from '#core/register-erts.js';
 import type { Store } from '#core/ports.js';
 import { openTestStore } from '#support/databases.js';

@@ -1,5 +1,5 @@
-// The build request use cases (buildAsync, rebuild, the webhook's tag) against a real Store: PGlite always, pg with
-// DATABASE_URL. The queue records what it is handed; no builder runs, so builds stay queued.
+// The build request use cases (buildAsync, rebuild, the webhook's tag) against a real Store: pg with DATABASE_URL,
+// else PGlite. The queue records what it is handed; no builder runs, so builds stay queued.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import type { SqlStore } from '#adapters/postgres/open-store.js';
@@ -8,12 +8,9 @@ import type { Build, PackageName } from '#core/model.js';
 import type { BuildQueue, Store } from '#core/ports.js';
 import {
   classifyWebhook, cloneUrlProblem, displayCloneUrl, normalizeCloneUrl, rebuild, requestBuilds, requestTagBuild,
-  NO_SUCH_BUILD, type BuildRequestPorts, type BuildRequestSettings,
+  NO_SUCH_BUILD, type BuildRequestDeps, type BuildRequestConfig,
 } from '#core/request-builds.js';
-import { drivers as storeDrivers, type Harness } from '#support/store-drivers.js';
-
-// The use cases are driver-independent; the Data API driver is covered by the store suites.
-const drivers = storeDrivers.filter((d) => d.driver !== 'Data API');
+import { useCaseDriver, type Harness } from '#support/store-drivers.js';
 
 /** A queue that records every hand-over, and can be told to fail. */
 class RecordingQueue implements BuildQueue {
@@ -36,7 +33,7 @@ interface LoggedError {
   attributes?: Record<string, unknown>;
 }
 
-const SETTINGS: BuildRequestSettings = {
+const SETTINGS: BuildRequestConfig = {
   allowedCloneUrls: ['https://github.com/', 'file:///srv/repos/'],
   defaultErlVersion: '25',
   maxVersionsPerRequest: 5,
@@ -110,13 +107,7 @@ describe('webhook classification', () => {
   });
 });
 
-describe.each(drivers)('build requests on $driver', ({ available, open }) => {
-  if (!available) {
-    // Only on a machine without a Postgres server; CI always sets DATABASE_URL, so this never skips there.
-    it.skip('needs DATABASE_URL', () => {});
-    return;
-  }
-
+describe(`build requests on ${useCaseDriver.driver}`, () => {
   let h: Harness;
   let store: SqlStore;
   let queue: RecordingQueue;
@@ -125,7 +116,7 @@ describe.each(drivers)('build requests on $driver', ({ available, open }) => {
   let seq = 0;
 
   beforeAll(async () => {
-    h = await open();
+    h = await useCaseDriver.open();
     store = h.store;
   });
 
@@ -139,13 +130,13 @@ describe.each(drivers)('build requests on $driver', ({ available, open }) => {
     logged = [];
   });
 
-  function ports(over: Partial<BuildRequestSettings> = {}, storeOver?: Store): BuildRequestPorts {
+  function ports(over: Partial<BuildRequestConfig> = {}, storeOver?: Store): BuildRequestDeps {
     return {
       store: storeOver ?? store,
       queue,
       metrics,
-      settings: { ...SETTINGS, ...over },
-      log: { error: (message, error, attributes) => logged.push({ message, error, attributes }) },
+      config: { ...SETTINGS, ...over },
+      log: { info: () => {}, warn: () => {}, error: (message, error, attributes) => logged.push({ message, error, attributes }) },
     };
   }
 

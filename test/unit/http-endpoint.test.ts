@@ -8,7 +8,7 @@ import { loadConfig } from '#functions/config.js';
 import { NotFoundError } from '#core/errors.js';
 import type { BlobStore, Store } from '#core/ports.js';
 import { useDeps } from '#functions/wiring.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { JSON_CONTENT_TYPE, ok } from '#http/envelope.js';
 import { packageRequest } from '#http/schemas.js';
 import { idlePipeline } from '#support/pipeline-deps.js';

@@ -5,9 +5,10 @@ import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import type { BlobStore, Store } from '#core/ports.js';
 import { loadConfig } from '#functions/config.js';
 import { useDeps } from '#functions/wiring.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { ok } from '#http/envelope.js';
-import { correlationIdOf, headerValue, isSaneCorrelationId, routeNameOf } from '#http/observability.js';
+import { headerValue } from '#core/headers.js';
+import { correlationIdOf, isSaneCorrelationId, routeNameOf } from '#http/observability.js';
 import { idlePipeline } from '#support/pipeline-deps.js';
 
 afterEach(() => vi.restoreAllMocks());

@@ -12,7 +12,7 @@ import type { BlobStore, DownloadResponse, Store } from '#core/ports.js';
 import { downloadBuildArtifact, downloadErts, downloadLatestPackage } from '#core/read-artifacts.js';
 import { loadConfig } from '#functions/config.js';
 import { openMetrics, useDeps } from '#functions/wiring.js';
-import { endpoint } from '#http/endpoint.js';
+import { endpoint } from '#functions/service-endpoint.js';
 import { ok } from '#http/envelope.js';
 import { idlePipeline } from '#support/pipeline-deps.js';
 

@@ -2,7 +2,7 @@
 // every time), no attributes merged; lines at a level that is on still go out whole.
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { logEnabled, requestLogger, type LogLevel } from '#http/log.js';
+import { logEnabled, requestLogger, type LogLevel } from '#functions/log.js';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -1,5 +1,6 @@
 // GitHub webhook signatures: real example payloads signed as GitHub signs them (sha256 with @octokit/webhooks-methods,
 // the legacy sha1 with node:crypto), forged, missing, under the wrong secret; and the webhook secret readers.
+import { headerValue } from '#core/headers.js';
 import { sign } from '@octokit/webhooks-methods';
 import type { WebhookDefinition } from '@octokit/webhooks-examples';
 import { createHmac } from 'node:crypto';
@@ -8,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UnauthorizedError } from '#core/errors.js';
 import {
-  authenticateWebhook, headerValue, signWebhookBody, verifyWebhookSignature,
+  authenticateWebhook, signWebhookBody, verifyWebhookSignature,
 } from '#core/webhook-signature.js';
 import { secretsManagerReader, webhookSecretFor } from '#adapters/secrets/webhook-secret.js';
 import { loadConfig } from '#functions/config.js';

@@ -1,11 +1,12 @@
 // The Builder on CodeBuild (AWS runtime): one StartBuild per build, the job passed as environment overrides with
 // presigned PUT URLs for the build's own outputs, so the build's role needs no S3 write at all.
-// The end of a build comes back as an EventBridge event (codebuild-events.ts). The SDK is loaded on first use.
+// The end of a build comes back as an EventBridge event (workers/codebuild-state-change.ts). The SDK is loaded on first use.
 import type { CodeBuildClient, CodeBuildClientConfig, StartBuildCommandInput } from '@aws-sdk/client-codebuild';
 import {
   BUILDER_QUEUE_LIMIT_S, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, buildBlobKeys, buildEnvironment,
 } from '#core/build-contract.js';
-import { BuilderBusyError, type BuildJob, type Builder } from '#core/ports.js';
+import { BuilderBusyError } from '#core/errors.js';
+import type { BuildJob, Builder } from '#core/ports.js';
 import { S3_PRESIGN_MAX_S } from '#adapters/blob/s3-blob-store.js';
 import { lazyRequire } from '#adapters/lazy-require.js';
 

@@ -1,6 +1,7 @@
 // The BuildQueue on SQS (AWS runtime): one message per build id, consumed by workers/start-build.
 // The SDK is loaded on first use, not at import: only the functions that queue builds ever send.
 import type { SQSClient, SQSClientConfig, SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
+import { buildMessageBody } from '#core/build-queue-message.js';
 import type { BuildQueue } from '#core/ports.js';
 import { lazyRequire } from '#adapters/lazy-require.js';
 
@@ -10,25 +11,6 @@ const sqsSdk = lazyRequire<SqsSdk>('@aws-sdk/client-sqs');
 
 /** SendMessageBatch takes at most this many entries. */
 export const SQS_BATCH_MAX = 10;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The body of a build queue message. The dispatcher reads it back with parseBuildMessage. */
-export function buildMessageBody(buildId: string): string {
-  return JSON.stringify({ buildId });
-}
-
-/** The build id a message carries, or null when the body is not a build message (nothing to retry). */
-export function parseBuildMessage(body: string): string | null {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (typeof parsed !== 'object' || parsed === null) return null;
-    const buildId = (parsed as { buildId?: unknown }).buildId;
-    return typeof buildId === 'string' && UUID.test(buildId) ? buildId : null;
-  } catch {
-    return null;
-  }
-}
 
 export interface SqsBuildQueueOptions {
   queueUrl: string;

@@ -4,8 +4,9 @@ import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/
 import type { Config } from '#functions/config.js';
 import { lazyRequire } from '#adapters/lazy-require.js';
 
-/** Resolves the secret, or undefined when none is configured (then /callback refuses every delivery). */
-export type SecretReader = () => Promise<string | undefined>;
+import type { SecretReader } from '#core/ports.js';
+
+export type { SecretReader };
 
 type SecretsSdk = typeof import('@aws-sdk/client-secrets-manager');
 

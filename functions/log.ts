@@ -1,11 +1,12 @@
-// Structured logging: one Powertools Logger per process (JSON lines, service enot-builder), per-request
-// loggers over it that add the correlation id and route to every line.
+// The service's logging, for every runtime and entry point: one Powertools Logger per process (JSON lines,
+// service enot-builder), and loggers bound to a request or a worker over it that add their keys to every line.
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Config } from '#functions/config.js';
 import { SERVICE_NAME } from '#core/metrics.js';
+import type { Log, LogAttributes } from '#core/ports.js';
 
 export type LogLevel = Config['logLevel'];
-export type LogAttributes = Record<string, unknown>;
+export type { LogAttributes };
 
 const POWERTOOLS_LEVEL = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', silent: 'SILENT' } as const;
 
@@ -28,14 +29,10 @@ export function processLogger(level?: LogLevel): Logger {
   return root;
 }
 
-/** A logger bound to one request: every line carries its keys (correlation_id, route). */
-export interface RequestLogger {
+/** The core's Log bound to one request or worker: every line carries its keys (correlation_id, route). */
+export interface RequestLogger extends Log {
   readonly keys: Readonly<LogAttributes>;
   debug(message: string, attributes?: LogAttributes): void;
-  info(message: string, attributes?: LogAttributes): void;
-  warn(message: string, attributes?: LogAttributes): void;
-  /** An Error is logged with its name, message and stack. */
-  error(message: string, error?: unknown, attributes?: LogAttributes): void;
 }
 
 type LineLevel = Exclude<LogLevel, 'silent'>;

@@ -1,5 +1,6 @@
-// CodeBuild's "Build State Change" EventBridge events, read as the core's BuildEnded. The build is found by
-// the ENOT_BUILD_ID variable it was started with (codebuild-builder.ts), which the event lists back.
+// CodeBuild's "Build State Change" EventBridge events, as the build-finished worker reads them: the core's BuildEnded.
+// The build is found by the ENOT_BUILD_ID variable it was started with (adapters/builder/codebuild-builder.ts), which
+// the event lists back.
 import { BUILD_ENV, type BuildEnded, type BuilderState } from '#core/build-contract.js';
 
 export const BUILD_STATE_CHANGE = 'CodeBuild Build State Change';
