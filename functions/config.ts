@@ -53,8 +53,6 @@ const schema = z.object({
   ENOT_RDS_DATA_ENDPOINT: optional,
 });
 
-export type RawEnv = z.input<typeof schema>;
-
 export interface Config {
   runtime: 'local' | 'aws';
   port: number;

@@ -18,8 +18,6 @@ export const COUNTER_NAMES = [
 /** Things that take time, in milliseconds. */
 export const DURATION_NAMES = ['BuildDuration'] as const;
 
-export const METRIC_NAMES = [...COUNTER_NAMES, ...DURATION_NAMES] as const;
-
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type DurationName = (typeof DURATION_NAMES)[number];
 export type MetricName = CounterName | DurationName;

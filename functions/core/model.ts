@@ -76,10 +76,3 @@ export interface PackageName {
   namespace: string;
   name: string;
 }
-
-/** Splits "namespace/name"; null when it is not exactly two non-empty segments. */
-export function parseFullName(fullName: string): PackageName | null {
-  const parts = fullName.split('/');
-  if (parts.length !== 2 || !parts[0] || !parts[1]) return null;
-  return { namespace: parts[0], name: parts[1] };
-}
