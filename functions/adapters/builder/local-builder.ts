@@ -3,15 +3,16 @@
 // its end. The build itself (buildspec/*.mjs) is the same code CodeBuild runs; only the runner differs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BUILD_OUTPUT, buildBlobKeys, buildEnvironment, parseBuildResult, type BuildEnded, type BuilderState, type BuildResult,
 } from '#core/build-contract.js';
 import type { BlobStore, Builder, BuildJob } from '#core/ports.js';
 import { parseBuildspec, phaseScript, type Buildspec } from './buildspec-phases.js';
-import { HealthProblem } from '#core/health.js';
+import { endProcessTree, signalProcessTree } from './process-tree.js';
+import { HealthProblem } from '#core/errors.js';
 
 /** The Erlang/OTP installed here, as the builder needs it (functions/local/local-erlang.ts detects it). */
 export interface LocalOtpInfo {
@@ -239,28 +240,13 @@ export class LocalBuilder implements Builder {
     }
     const ours = new Set([...this.runs.values()].map((r) => r.scratch));
     const leftovers = names.filter((n) => SCRATCH_NAME.test(n)).map((n) => join(root, n)).filter((d) => !ours.has(d));
-    for (const dir of leftovers) await killTree(undefined, dir, 'SIGKILL');
+    for (const dir of leftovers) await signalProcessTree({ dir }, 'SIGKILL');
     await Promise.all(leftovers.map((dir) => rm(dir, { recursive: true, force: true })));
   }
 
-  /**
-   * SIGTERM to the build's processes, SIGKILL to whatever is left after the grace period. A build that left nothing
-   * running (the usual end: the phase script stops its own watchdog) costs one look and no waiting.
-   */
+  /** Ends the build's processes: SIGTERM, then SIGKILL to whatever is left after the grace period. */
   private async terminate(run: Run): Promise<void> {
-    const pgid = run.child.pid;
-    if (!(await anyAlive(pgid, run.scratch))) return;
-    await killTree(pgid, run.scratch, 'SIGTERM');
-    const deadline = Date.now() + this.killGraceMs;
-    // Short pauses first: most processes are gone within a few ms of the TERM.
-    let pause = 5;
-    let left = await anyAlive(pgid, run.scratch);
-    while (left && Date.now() < deadline) {
-      await sleep(pause);
-      pause = Math.min(100, pause * 2);
-      left = await anyAlive(pgid, run.scratch);
-    }
-    if (left) await killTree(pgid, run.scratch, 'SIGKILL');
+    await endProcessTree({ pgid: run.child.pid, dir: run.scratch }, this.killGraceMs);
   }
 
   private async finish(run: Run): Promise<void> {
@@ -377,88 +363,5 @@ async function readOptional(path: string): Promise<Buffer | null> {
     return await readFile(path);
   } catch {
     return null;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/**
- * The live processes of a build: its process group, and any process that left the group but still works in the
- * build's scratch dir or carries it in its environment (a daemon that called setsid). Zombies do not count.
- * Null where there is no /proc to look in; then only the process group can be reached.
- */
-async function buildPids(pgid: number | undefined, scratch: string): Promise<number[] | null> {
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return null;
-  }
-  const marker = Buffer.from(scratch + sep);
-  const self = process.pid;
-  const found: number[] = [];
-  await Promise.all(entries.map(async (entry) => {
-    if (!/^\d+$/.test(entry)) return;
-    const pid = Number(entry);
-    if (pid === self) return;
-    let stat: string;
-    try {
-      stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      return;
-    }
-    // After "(comm) ": state, ppid, pgrp, ...; comm may hold spaces and parentheses, hence the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return;
-    if (pgid !== undefined && Number(fields[2]) === pgid) {
-      found.push(pid);
-      return;
-    }
-    try {
-      const cwd = await readlink(`/proc/${entry}/cwd`);
-      if (cwd === scratch || cwd.startsWith(scratch + sep)) {
-        found.push(pid);
-        return;
-      }
-    } catch {
-      // gone, or not ours to read
-    }
-    try {
-      if ((await readFile(`/proc/${entry}/environ`)).includes(marker)) found.push(pid);
-    } catch {
-      // gone, or not ours to read
-    }
-  }));
-  return found;
-}
-
-async function killTree(pgid: number | undefined, scratch: string, signal: NodeJS.Signals): Promise<void> {
-  if (pgid !== undefined) {
-    try {
-      process.kill(-pgid, signal);
-    } catch {
-      // the group is gone already
-    }
-  }
-  for (const pid of (await buildPids(pgid, scratch)) ?? []) {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // gone already
-    }
-  }
-}
-
-async function anyAlive(pgid: number | undefined, scratch: string): Promise<boolean> {
-  const pids = await buildPids(pgid, scratch);
-  if (pids) return pids.length > 0;
-  if (pgid === undefined) return false;
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
