@@ -218,7 +218,7 @@ export async function startLocalBuilds(options: LocalBuildsOptions): Promise<Loc
     buildspecPath: options.buildspecPath,
     // The worker exists before any build can start (it is what starts them).
     onEnded: (end) => worker?.ended(end),
-    warn: (message, detail) => log.warn(message, detail),
+    log,
   });
   worker = await startBuildWorker({
     deps, builder, queue: options.queue, concurrency: config.buildConcurrency, log, pollMs: options.pollMs,

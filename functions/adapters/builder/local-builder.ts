@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import {
   BUILD_OUTPUT, buildBlobKeys, buildEnvironment, parseBuildResult, type BuildEnded, type BuilderState, type BuildResult,
 } from '#core/build-contract.js';
-import type { BlobStore, Builder, BuildJob } from '#core/ports.js';
+import type { BlobStore, Builder, BuildJob, Log } from '#core/ports.js';
 import { parseBuildspec, phaseScript, type Buildspec } from './buildspec-phases.js';
 import { endProcessTree, signalProcessTree } from './process-tree.js';
 import { HealthProblem } from '#core/errors.js';
@@ -43,8 +43,8 @@ export interface LocalBuilderOptions {
   path?: string;
   /** Between SIGTERM and SIGKILL when a build is cut off. */
   killGraceMs?: number;
-  /** Where problems that do not stop a build are reported (an upload that failed, a cleanup that failed). */
-  warn?: (message: string, detail: Record<string, unknown>) => void;
+  /** Where a problem that must not fail the build's report (an output not stored, a directory left) is reported. */
+  log?: Log;
 }
 
 /** Scratch directories are named `<build id>-XXXXXX` under buildsDir. */
@@ -218,7 +218,7 @@ export class LocalBuilder implements Builder {
         await this.options.blobs.put(keys.result, JSON.stringify(result), 'application/json');
         await this.options.onEnded({ buildId: job.buildId, builderId, state: 'FAILED' });
       } catch (error) {
-        this.options.warn?.('a refused build could not be reported', { buildId: job.buildId, error: errorText(error) });
+        this.options.log?.warn('a refused build could not be reported', { buildId: job.buildId, error: errorText(error) });
       }
     })();
     this.refusals.add(refusal);
@@ -324,7 +324,7 @@ export class LocalBuilder implements Builder {
   }
 
   private warn(message: string, run: Run, error: unknown): void {
-    this.options.warn?.(message, { buildId: run.job.buildId, error: errorText(error) });
+    this.options.log?.warn(message, { buildId: run.job.buildId, error: errorText(error) });
   }
 }
 
