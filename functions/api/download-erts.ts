@@ -9,8 +9,8 @@ import { erlVersion } from '#http/schemas.js';
 
 const path = z.object({ version: erlVersion });
 
-export const handler = endpoint({ path }, async ({ path, deps }) => {
-  const download = await downloadErts(deps, path.version);
+export const handler = endpoint({ path }, async ({ path, deps, log }) => {
+  const download = await downloadErts({ ...deps, log }, path.version);
   // The client compares these exact bytes with HTTP 200.
   return download ? downloadResult(download) : plainText(200, 'No such erlang');
 });

@@ -10,7 +10,7 @@ import { isUuid } from '#http/schemas.js';
 // Any id is accepted here: one that is not a UUID simply names no build (404, like an unknown one).
 const path = z.object({ id: z.string() });
 
-export const handler = endpoint({ path }, async ({ path, deps }) => {
-  const download = isUuid(path.id) ? await downloadBuildArtifact(deps, path.id) : null;
+export const handler = endpoint({ path }, async ({ path, deps, log }) => {
+  const download = isUuid(path.id) ? await downloadBuildArtifact({ ...deps, log }, path.id) : null;
   return download ? downloadResult(download) : plainText(404, 'No such build');
 });

@@ -6,9 +6,9 @@ import { endpoint } from '#functions/service-endpoint.js';
 import { plainText } from '#http/envelope.js';
 import { packageRequest } from '#http/schemas.js';
 
-export const handler = endpoint({ body: packageRequest }, async ({ body, deps }) => {
+export const handler = endpoint({ body: packageRequest }, async ({ body, deps, log }) => {
   // Only the first version counts, as in the original; none means "any version".
-  const download = await downloadLatestPackage(deps, body.full_name, body.versions[0] ?? {});
+  const download = await downloadLatestPackage({ ...deps, log }, body.full_name, body.versions[0] ?? {});
   // The client compares these exact bytes with HTTP 200; anything else would be taken for a package.
   return download ? downloadResult(download) : plainText(200, 'No such build');
 });

@@ -1,11 +1,15 @@
-// GET /health: 200 when the database, the blob store and the build pipeline are fine, else 503 naming what failed.
-// API Gateway -> runHealthChecks -> Store + BlobStore.
-import { builderHealthCheck, describeFailures, runHealthChecks, standardHealthChecks } from '#core/health.js';
+// GET /health: 200 when the database, the blob store, the stored artifacts and the build pipeline are fine, else
+// 503 naming what failed. API Gateway -> runHealthChecks -> Store + BlobStore.
+import {
+  artifactChecksumHealthCheck, builderHealthCheck, describeFailures, runHealthChecks, standardHealthChecks,
+} from '#core/health.js';
 import { endpoint } from '#functions/service-endpoint.js';
 import { fail, ok, type HttpResult } from '#http/envelope.js';
 
 export const handler = endpoint({}, async ({ deps, log }) => {
-  const report = await runHealthChecks([...standardHealthChecks(deps), builderHealthCheck(deps)]);
+  const report = await runHealthChecks([
+    ...standardHealthChecks(deps), artifactChecksumHealthCheck(deps), builderHealthCheck(deps),
+  ]);
   for (const [name, check] of Object.entries(report.checks)) {
     if (!check.ok) log.error('health check failed', check.error, { check: name, reason: check.reason, ms: check.ms });
   }

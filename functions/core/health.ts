@@ -1,4 +1,5 @@
 // The health use case: named checks of the service's dependencies, run in parallel, each with a time limit.
+import { blobDigestsOf } from './blob-digests.js';
 import { HealthCheckTimeout, HealthProblem } from './errors.js';
 import type { BlobStore, Builder, BuildRecords, StoreProbes } from './ports.js';
 import { COMPLETION_GRACE_S } from './reap-builds.js';
@@ -60,6 +61,28 @@ export function builderHealthCheck(deps: {
       const [stuck] = await deps.store.listBuildsOlderThan(['starting', 'running'], before, 1);
       if (stuck) throw new HealthProblem('BuildsStuck', `build ${stuck.id} has been in flight for over ${limitS} s`);
       await deps.builder?.check?.();
+    },
+  };
+}
+
+/**
+ * The stored packages and ERTS this process served: it fails while a download was refused since start because the
+ * stored bytes did not match their recorded sha256, until that object is served verified again (repaired, or its
+ * record corrected). Only what this process saw: on AWS each function container keeps its own record, so there the
+ * ArtifactChecksumMismatch metric is the deployment-wide signal.
+ */
+export function artifactChecksumHealthCheck(deps: { blobs: BlobStore }): HealthCheck {
+  return {
+    name: 'artifacts',
+    run: async () => {
+      const mismatches = blobDigestsOf(deps.blobs).currentMismatches();
+      if (mismatches.length === 0) return;
+      const [first] = mismatches;
+      throw new HealthProblem(
+        'ChecksumMismatch',
+        `${mismatches.length} stored object(s) do not match their recorded sha256 and are not served, ` +
+        `e.g. ${first.subject} (${first.key}: recorded ${first.expected ?? 'nothing'}, stored ${first.actual})`,
+      );
     },
   };
 }

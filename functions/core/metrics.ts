@@ -13,6 +13,7 @@ export const COUNTER_NAMES = [
   'ErtsDownloads',
   'WebhookDeliveries',
   'StuckBuilds',
+  'ArtifactChecksumMismatch',
 ] as const;
 
 /** Things that take time, in milliseconds. */
@@ -31,6 +32,7 @@ export const METRIC_HELP: Record<MetricName, string> = {
   ErtsDownloads: 'ERTS tarballs served by /download_erts',
   WebhookDeliveries: 'GitHub webhook deliveries accepted by /callback',
   StuckBuilds: 'Builds the reaper found in flight past the build timeout (and failed)',
+  ArtifactChecksumMismatch: 'Downloads refused because the stored package or ERTS does not match its recorded sha256',
   BuildDuration: 'Time from a build starting to its end, in milliseconds',
 };
 

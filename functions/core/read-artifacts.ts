@@ -1,37 +1,110 @@
-// Read use cases behind the downloads (/download, /get, /download_erts) and /build_log.
-import { NotFoundError } from './errors.js';
+// Read use cases behind the downloads (/download, /get, /download_erts) and /build_log. Every download is checked
+// against the sha256 recorded for it before it is served; a verified object is not hashed again while it is unchanged.
+import { blobDigestsOf } from './blob-digests.js';
+import { ChecksumMismatchError, NotFoundError } from './errors.js';
 import type { PackageName, VersionFilter } from './model.js';
 import type { MetricsRecorder } from './metrics.js';
-import type { ArtifactReads, BlobStore, DownloadResponse } from './ports.js';
+import type { ArtifactReads, BlobStore, DownloadOptions, DownloadResponse, Log } from './ports.js';
 
 export interface ArtifactDeps {
   store: ArtifactReads;
   blobs: BlobStore;
 }
 
-/** The downloads also count what they serve (Downloads, ErtsDownloads). */
+/** The downloads also count what they serve (Downloads, ErtsDownloads) and report what they refuse. */
 export interface DownloadDeps extends ArtifactDeps {
   metrics: MetricsRecorder;
+  log: Log;
 }
 
 export const PACKAGE_CONTENT_TYPE = 'application/x-tar';
+
+/** A blob to deliver only if its bytes are the ones recorded. */
+interface RecordedBlob {
+  key: string;
+  /** The recorded sha256 (hex); null when none was recorded, which is refused like a mismatch. */
+  sha256: string | null;
+  /** Names it in the answer and the log: "the stored package of build <id>". */
+  subject: string;
+}
+
+// A download and a digest that name different stored versions saw the object change in between: look again, once.
+const ATTEMPTS = 2;
+
+/**
+ * Delivers a blob whose stored bytes match its recorded sha256.
+ * Output: the blob store's download, or null when the object is absent.
+ * Errors: ChecksumMismatchError (503) when the bytes differ from the record, or no sha256 is recorded; it is counted
+ * (ArtifactChecksumMismatch), logged as an error and kept for /health until the same key is served verified again.
+ * Primary course: ask for the download, which names the stored version it delivers; when this process already
+ * hashed that version of the key and it matched, serve it, else ask the store for the object's digest (a read of the
+ * whole object, or S3's stored checksum) and keep it. The cached download of a verified object costs one map lookup
+ * more; a refused one costs a digest each time, so that a repaired object is served again at once.
+ */
+async function deliverVerified(
+  deps: DownloadDeps, blob: RecordedBlob, options: DownloadOptions,
+): Promise<DownloadResponse | null> {
+  const digests = blobDigestsOf(deps.blobs);
+  for (let attempt = 1; ; attempt++) {
+    const download = await deps.blobs.download(blob.key, options);
+    if (!download) return null;
+    const matches = (sha256: string) => blob.sha256 !== null && sha256 === blob.sha256.toLowerCase();
+    let digest = digests.known(blob.key, download.version);
+    // A known mismatch is looked at again: the object may have been repaired, and a stale copy is dropped on the way.
+    if (!digest || !matches(digest.sha256)) {
+      let computed;
+      try {
+        computed = await deps.blobs.digest(blob.key);
+      } catch (error) {
+        discard(download);
+        throw error;
+      }
+      if (!computed) {
+        discard(download);
+        return null;
+      }
+      digests.remember(blob.key, computed);
+      if (download.version === undefined || computed.version !== download.version) {
+        discard(download);
+        if (attempt < ATTEMPTS) continue;
+        throw new ChecksumMismatchError(`${blob.subject} changed while it was being checked; it is not served`);
+      }
+      digest = computed;
+    }
+    if (matches(digest.sha256)) {
+      digests.matchSeen(blob.key);
+      return download;
+    }
+    discard(download);
+    const problem = blob.sha256 === null ? 'has no recorded checksum' : 'does not match its checksum';
+    digests.mismatchSeen({ subject: blob.subject, key: blob.key, expected: blob.sha256, actual: digest.sha256, at: new Date() });
+    deps.metrics.count('ArtifactChecksumMismatch');
+    deps.log.error('download refused: the stored bytes do not match the recorded sha256', undefined, {
+      subject: blob.subject, key: blob.key, expectedSha256: blob.sha256, actualSha256: digest.sha256, version: digest.version,
+    });
+    throw new ChecksumMismatchError(`${blob.subject} ${problem}; it is not served`);
+  }
+}
+
+/** A download that will not be answered: its stream (and the descriptor behind it) is closed. */
+function discard(download: DownloadResponse): void {
+  if (download.kind === 'stream') download.body.destroy();
+}
 
 /**
  * Delivers the artifact of one build.
  * Input: a build id (already checked to be a UUID).
  * Output: a redirect or stream of the `.ep` package, or null when the build is unknown,
  * did not succeed, or its artifact is missing.
- * Primary course: look the build up, then ask the blob store for a download of its artifact;
- * one delivered counts as a Download.
+ * Errors: ChecksumMismatchError when the stored package is not the one recorded (deliverVerified).
+ * Primary course: look the build up, then deliver its artifact verified; one delivered counts as a Download.
  */
 export async function downloadBuildArtifact(deps: DownloadDeps, buildId: string): Promise<DownloadResponse | null> {
   const build = await deps.store.getBuild(buildId);
   if (!build || build.status !== 'succeeded' || !build.artifactKey) return null;
-  const download = await deps.blobs.download(build.artifactKey, {
-    contentType: PACKAGE_CONTENT_TYPE,
-    filename: `${build.name}.ep`,
-    redirectStatus: 302,
-  });
+  const download = await deliverVerified(deps, {
+    key: build.artifactKey, sha256: build.artifactSha256, subject: `the stored package of build ${build.id}`,
+  }, { contentType: PACKAGE_CONTENT_TYPE, filename: `${build.name}.ep`, redirectStatus: 302 });
   if (download) deps.metrics.count('Downloads');
   return download;
 }
@@ -40,6 +113,7 @@ export async function downloadBuildArtifact(deps: DownloadDeps, buildId: string)
  * Delivers the newest package matching a request from the enot client (POST /get).
  * Input: the package and one version filter (absent fields match anything).
  * Output: a 303 redirect (so the client re-issues a GET) or a stream, or null when nothing matches.
+ * Errors: ChecksumMismatchError when the stored package is not the one recorded.
  * One delivered counts as a Download.
  */
 export async function downloadLatestPackage(
@@ -47,11 +121,9 @@ export async function downloadLatestPackage(
 ): Promise<DownloadResponse | null> {
   const build = await deps.store.findLatestSuccessfulBuild(pkg, filter);
   if (!build || !build.artifactKey) return null;
-  const download = await deps.blobs.download(build.artifactKey, {
-    contentType: PACKAGE_CONTENT_TYPE,
-    filename: `${build.name}.ep`,
-    redirectStatus: 303,
-  });
+  const download = await deliverVerified(deps, {
+    key: build.artifactKey, sha256: build.artifactSha256, subject: `the stored package of build ${build.id}`,
+  }, { contentType: PACKAGE_CONTENT_TYPE, filename: `${build.name}.ep`, redirectStatus: 303 });
   if (download) deps.metrics.count('Downloads');
   return download;
 }
@@ -60,16 +132,15 @@ export async function downloadLatestPackage(
  * Delivers the packed ERTS of an OTP release.
  * Input: an OTP release such as "25".
  * Output: a redirect or stream of `erts-<vsn>.tar`, or null when the release is unknown.
+ * Errors: ChecksumMismatchError when the stored tarball is not the one registered.
  * One delivered counts as an ErtsDownload.
  */
 export async function downloadErts(deps: DownloadDeps, release: string): Promise<DownloadResponse | null> {
   const erts = await deps.store.getErts(release);
   if (!erts) return null;
-  const download = await deps.blobs.download(erts.key, {
-    contentType: 'application/x-tar',
-    filename: `erts-${erts.ertsVersion}.tar`,
-    redirectStatus: 302,
-  });
+  const download = await deliverVerified(deps, {
+    key: erts.key, sha256: erts.sha256, subject: `the stored ERTS of OTP ${erts.release}`,
+  }, { contentType: 'application/x-tar', filename: `erts-${erts.ertsVersion}.tar`, redirectStatus: 302 });
   if (download) deps.metrics.count('ErtsDownloads');
   return download;
 }

@@ -78,8 +78,8 @@ beforeAll(async () => {
     const build = await real.createBuild({ versionId: version.id });
     await real.transitionBuild(build.id, ['queued'], 'running');
     const artifactKey = `artifacts/${build.id}.ep`;
-    await blobs.put(artifactKey, bytes, 'application/x-tar');
-    await real.transitionBuild(build.id, ['running'], 'succeeded', { artifactKey, artifactSize: bytes.length });
+    const { sha256: artifactSha256 } = await blobs.put(artifactKey, bytes, 'application/x-tar');
+    await real.transitionBuild(build.id, ['running'], 'succeeded', { artifactKey, artifactSize: bytes.length, artifactSha256 });
     ids[name] = build.id;
   }
   // The real store and blob store, with places where a test can hold a request.
@@ -99,6 +99,7 @@ beforeAll(async () => {
     putFile: (...a) => blobs.putFile(...a),
     get: (k) => blobs.get(k),
     stat: (k) => blobs.stat(k),
+    digest: (k) => blobs.digest(k),
     async download(key: string, options: DownloadOptions) {
       downloadsStarted++;
       const answer = await blobs.download(key, options);

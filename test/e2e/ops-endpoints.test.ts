@@ -45,15 +45,17 @@ async function seed(): Promise<void> {
       expect(await store.transitionBuild(build.id, ['queued'], 'running')).not.toBeNull();
       if (status === 'running') continue;
       const artifactKey = status === 'succeeded' ? `artifacts/${build.id}.ep` : null;
-      if (artifactKey) await blobs.put(artifactKey, randomBytes(512), 'application/x-tar');
-      const done = await store.transitionBuild(build.id, ['running'], status, { artifactKey, message: status });
+      const stored = artifactKey ? await blobs.put(artifactKey, randomBytes(512), 'application/x-tar') : undefined;
+      const done = await store.transitionBuild(build.id, ['running'], status, {
+        artifactKey, artifactSha256: stored?.sha256 ?? null, message: status,
+      });
       expect(done?.status).toBe(status);
       if (status === 'succeeded') succeeded.push(done!);
     }
   }
   const erts = randomBytes(256);
-  await blobs.put('erts/26/erts-14.0.tar', erts, 'application/x-tar');
-  await store.putErts({ release: '26', ertsVersion: '14.0', key: 'erts/26/erts-14.0.tar', size: erts.length, sha256: 'x' });
+  const { sha256 } = await blobs.put('erts/26/erts-14.0.tar', erts, 'application/x-tar');
+  await store.putErts({ release: '26', ertsVersion: '14.0', key: 'erts/26/erts-14.0.tar', size: erts.length, sha256: sha256! });
 }
 
 beforeAll(async () => {
@@ -160,7 +162,7 @@ describe('GET /health', () => {
     const body = await res.json() as { result: boolean; response: { status: string; checks: Record<string, { ok: boolean; ms: number }> } };
     expect(body.result).toBe(true);
     expect(body.response.status).toBe('ok');
-    expect(Object.keys(body.response.checks).sort()).toEqual(['blobs', 'builder', 'database']);
+    expect(Object.keys(body.response.checks).sort()).toEqual(['artifacts', 'blobs', 'builder', 'database']);
     for (const check of Object.values(body.response.checks)) {
       expect(Object.keys(check).sort()).toEqual(['ms', 'ok']);
       expect(check.ok).toBe(true);

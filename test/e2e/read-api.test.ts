@@ -138,11 +138,12 @@ async function seedBuild(
   expect(running?.status).toBe('running');
   let artifact: Buffer | undefined;
   let artifactKey: string | null = null;
+  let artifactSha256: string | null = null;
   if (status === 'succeeded') {
     artifactKey = `artifacts/${build.id}.ep`;
     if (!options.missingArtifact) {
       artifact = randomBytes(3000 + Math.floor(Math.random() * 3000));
-      await blobs.put(artifactKey, artifact, 'application/x-tar');
+      artifactSha256 = (await blobs.put(artifactKey, artifact, 'application/x-tar')).sha256 ?? null;
     }
   }
   let logKey: string | null = null;
@@ -155,6 +156,7 @@ async function seedBuild(
     message: status === 'succeeded' ? 'Build succeeded' : 'Compile error',
     artifactKey,
     artifactSize: artifact?.length ?? null,
+    artifactSha256,
     logKey,
   });
   expect(done?.status).toBe(status);
@@ -196,8 +198,8 @@ describe('a seeded store', () => {
     });
     s.d1 = await seedBuild((await version('dave', 'other', '3.0', '26')).id, 'succeeded', T(10));
     s.e1 = await seedBuild((await version('erin', 'ghost', '1.0', '25')).id, 'succeeded', T(11), { missingArtifact: true });
-    await blobs.put('erts/25/erts-13.2.tar', ertsBytes, 'application/x-tar');
-    await store.putErts({ release: '25', ertsVersion: '13.2', key: 'erts/25/erts-13.2.tar', size: ertsBytes.length, sha256: 'x' });
+    const { sha256 } = await blobs.put('erts/25/erts-13.2.tar', ertsBytes, 'application/x-tar');
+    await store.putErts({ release: '25', ertsVersion: '13.2', key: 'erts/25/erts-13.2.tar', size: ertsBytes.length, sha256: sha256! });
   });
 
   const ids = (list: unknown) => (list as { build_id: string }[]).map((e) => e.build_id);

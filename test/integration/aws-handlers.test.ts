@@ -502,7 +502,7 @@ describe.skipIf(!TEST_DATABASE_URL)('API handlers on Lambda and on the local ser
       expect(fromLambda).toEqual(withoutTimings(localBody.toString('utf8')));
       expect(fromLambda).toEqual({
         result: true,
-        response: { status: 'ok', checks: { database: { ok: true, ms: 'number' }, blobs: { ok: true, ms: 'number' }, builder: { ok: true, ms: 'number' } } },
+        response: { status: 'ok', checks: { database: { ok: true, ms: 'number' }, blobs: { ok: true, ms: 'number' }, artifacts: { ok: true, ms: 'number' }, builder: { ok: true, ms: 'number' } } },
       });
     });
   });

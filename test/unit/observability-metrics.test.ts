@@ -46,7 +46,7 @@ describe('InMemoryMetrics', () => {
     m.duration('BuildDuration', Number.POSITIVE_INFINITY);
     const s = m.snapshot();
     expect(s.counters).toEqual({
-      BuildsQueued: 0, BuildsSucceeded: 0, BuildsFailed: 0, Downloads: 3, ErtsDownloads: 1, WebhookDeliveries: 0, StuckBuilds: 0,
+      BuildsQueued: 0, BuildsSucceeded: 0, BuildsFailed: 0, Downloads: 3, ErtsDownloads: 1, WebhookDeliveries: 0, StuckBuilds: 0, ArtifactChecksumMismatch: 0,
     });
     expect(s.durations.BuildDuration).toEqual({ count: 2, sumMs: 2000 });
   });
@@ -168,11 +168,13 @@ describe('the endpoint stack', () => {
 });
 
 describe('download use cases', () => {
+  const sha256 = 'ab'.repeat(32);
   const build = {
-    id: 'b', status: 'succeeded', artifactKey: 'artifacts/b.ep', name: 'pkg',
+    id: 'b', status: 'succeeded', artifactKey: 'artifacts/b.ep', artifactSha256: sha256, name: 'pkg',
   } as unknown as BuildView;
-  const erts = { release: '25', ertsVersion: '13.2', key: 'erts/25.tar' } as unknown as Erts;
-  const served: DownloadResponse = { kind: 'redirect', status: 302, location: 'https://example.test/x' };
+  const erts = { release: '25', ertsVersion: '13.2', key: 'erts/25.tar', sha256 } as unknown as Erts;
+  const served: DownloadResponse = { kind: 'redirect', status: 302, location: 'https://example.test/x', version: 'v1' };
+  const log = { info() {}, warn() {}, error() {} };
 
   function ports(found: boolean) {
     const metrics = new InMemoryMetrics();
@@ -181,8 +183,11 @@ describe('download use cases', () => {
       findLatestSuccessfulBuild: async () => build,
       getErts: async () => erts,
     } as unknown as Store;
-    const blobs = { download: async () => (found ? served : null) } as unknown as BlobStore;
-    return { store, blobs, metrics };
+    const blobs = {
+      download: async () => (found ? served : null),
+      digest: async () => ({ sha256, size: 0, version: 'v1' }),
+    } as unknown as BlobStore;
+    return { store, blobs, metrics, log };
   }
 
   it('count a Download for /download and /get and an ErtsDownload for /download_erts when served', async () => {
@@ -202,7 +207,7 @@ describe('download use cases', () => {
     // A stream counts like a redirect.
     const q = ports(true);
     (q.blobs as unknown as { download: () => Promise<DownloadResponse> }).download = async () => ({
-      kind: 'stream', body: Readable.from([]), size: 0, contentType: 'application/x-tar',
+      kind: 'stream', body: Readable.from([]), size: 0, contentType: 'application/x-tar', version: 'v1',
     });
     await downloadBuildArtifact(q, 'b');
     expect(q.metrics.snapshot().counters.Downloads).toBe(1);

@@ -5,7 +5,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
+import type { BlobDigest, BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
 import { assertValidBlobKey } from './blob-key.js';
 
 // '~' is not allowed in keys, so a temp file can never be mistaken for (or collide with) an object.
@@ -19,45 +19,55 @@ const STREAM_CHUNK_BYTES = 256 * 1024;
 /** Default memory for recently downloaded small blobs: packages are tens of kB, so a few thousand of them. */
 export const DOWNLOAD_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** A small blob's bytes as read, with the version (fileVersion) of the file they were read from. */
+interface RecentBlob {
+  bytes: Buffer;
+  version: string;
+}
+
 /**
  * The most recently downloaded small blobs, newest last (a Map keeps insertion order), up to a byte budget.
- * Keys are immutable, so a cached body never goes stale; a put to a key drops it anyway.
+ * Keys are immutable, so a cached body never goes stale; a put to a key drops it anyway, and so does a digest that
+ * finds the file changed under it (repaired or replaced by hand).
  */
 class RecentBlobs {
-  private readonly entries = new Map<string, Buffer>();
+  private readonly entries = new Map<string, RecentBlob>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
 
-  get(key: string): Buffer | undefined {
-    const body = this.entries.get(key);
-    if (body) {
+  get(key: string): RecentBlob | undefined {
+    const blob = this.entries.get(key);
+    if (blob) {
       // Touched: it moves to the newest end.
       this.entries.delete(key);
-      this.entries.set(key, body);
+      this.entries.set(key, blob);
     }
-    return body;
+    return blob;
   }
 
-  set(key: string, body: Buffer): void {
-    if (body.length > this.maxBytes) return;
+  set(key: string, blob: RecentBlob): void {
+    if (blob.bytes.length > this.maxBytes) return;
     this.delete(key);
-    this.entries.set(key, body);
-    this.bytes += body.length;
+    this.entries.set(key, blob);
+    this.bytes += blob.bytes.length;
     for (const [oldest, old] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.entries.delete(oldest);
-      this.bytes -= old.length;
+      this.bytes -= old.bytes.length;
     }
   }
 
   delete(key: string): void {
-    const body = this.entries.get(key);
-    if (!body) return;
+    const blob = this.entries.get(key);
+    if (!blob) return;
     this.entries.delete(key);
-    this.bytes -= body.length;
+    this.bytes -= blob.bytes.length;
   }
 }
+
+/** How many times digest() hashes a file that keeps changing while it is read before it gives up. */
+const DIGEST_ATTEMPTS = 3;
 
 export interface FsBlobStoreOptions {
   /** Memory for recently downloaded blobs up to WHOLE_READ_MAX_BYTES each; 0 turns the cache off. */
@@ -131,7 +141,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * Size and body come from the same open file, so an overwrite (a rename) in between cannot mix them.
+   * Size, version and body come from the same open file, so an overwrite (a rename) in between cannot mix them.
    * A file up to WHOLE_READ_MAX_BYTES (packages are tens of kB) is read in one go and closed before
    * answering: the answer holds bytes, not a descriptor, whatever the client then does. A larger one
    * is streamed from its descriptor, which the stream closes when it ends or is destroyed.
@@ -139,9 +149,9 @@ export class FsBlobStore implements BlobStore {
   async download(key: string, options: DownloadOptions): Promise<DownloadResponse | null> {
     const path = this.pathOf(key);
     const cached = this.recent?.get(key);
-    const opened = cached ? { bytes: cached } : await openBlob(path);
+    const opened = cached ?? await openBlob(path);
     if (!opened) return null;
-    if (!cached && 'bytes' in opened) this.recent?.set(key, opened.bytes);
+    if (!cached && 'bytes' in opened) this.recent?.set(key, { bytes: opened.bytes, version: opened.version });
     const body = 'bytes' in opened
       ? inMemoryStream(opened.bytes)
       // Up to the size seen, in large chunks; `end` also spares the read that would only find EOF.
@@ -152,7 +162,44 @@ export class FsBlobStore implements BlobStore {
       size: 'bytes' in opened ? opened.bytes.length : opened.size,
       contentType: options.contentType,
       ...(options.filename !== undefined ? { filename: options.filename } : {}),
+      version: opened.version,
     };
+  }
+
+  /**
+   * Hashes the file from one open descriptor, with its version taken before and after: a file written in place
+   * while it is read (its ctime moves) is read again. A cached copy of an older version of the file is dropped,
+   * so the next download reads the file as it is now.
+   */
+  async digest(key: string): Promise<BlobDigest | null> {
+    const path = this.pathOf(key);
+    for (let attempt = 1; attempt <= DIGEST_ATTEMPTS; attempt++) {
+      let handle;
+      try {
+        handle = await open(path, 'r');
+      } catch (err) {
+        if (isAbsent(err)) return null;
+        throw err;
+      }
+      try {
+        const before = await handle.stat();
+        if (!before.isFile()) return null;
+        const hash = createHash('sha256');
+        let size = 0;
+        for await (const chunk of handle.createReadStream({ autoClose: false, highWaterMark: STREAM_CHUNK_BYTES })) {
+          hash.update(chunk as Buffer);
+          size += (chunk as Buffer).length;
+        }
+        const version = fileVersion(await handle.stat());
+        if (version !== fileVersion(before) || size !== before.size) continue;
+        const cached = this.recent?.get(key);
+        if (cached && cached.version !== version) this.recent?.delete(key);
+        return { sha256: hash.digest('hex'), size, version };
+      } finally {
+        await handle.close();
+      }
+    }
+    throw new Error(`blob ${key} kept changing while it was hashed`);
   }
 
   private pathOf(key: string): string {
@@ -192,7 +239,15 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /** A blob opened for download: small ones already read (and closed), large ones as an open descriptor. */
-type OpenedBlob = { bytes: Buffer } | { fd: number; size: number };
+type OpenedBlob = { bytes: Buffer; version: string } | { fd: number; size: number; version: string };
+
+/**
+ * Names the bytes a file holds: a rename puts another inode in place, a write moves size or mtime, and ctime
+ * moves on any change, even one that sets mtime back (utimes cannot set ctime).
+ */
+function fileVersion(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
 
 /**
  * Opens `path` for a download; null when there is no such file. Written as one callback chain:
@@ -216,8 +271,9 @@ function openBlob(path: string): Promise<OpenedBlob | null> {
       fs.fstat(fd, (statError, st) => {
         if (statError) return closeThen(statError, null);
         if (!st.isFile()) return closeThen(undefined, null);
-        if (st.size > WHOLE_READ_MAX_BYTES) return resolve({ fd, size: st.size });
-        readFully(fd, st.size, (readError, bytes) => closeThen(readError, bytes ? { bytes } : null));
+        const version = fileVersion(st);
+        if (st.size > WHOLE_READ_MAX_BYTES) return resolve({ fd, size: st.size, version });
+        readFully(fd, st.size, (readError, bytes) => closeThen(readError, bytes ? { bytes, version } : null));
       });
     });
   });

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat as statFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import type { BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
+import type { BlobDigest, BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
 import { assertValidBlobKey, attachmentDisposition } from './blob-key.js';
 import { lazyRequire } from '#adapters/lazy-require.js';
 
@@ -124,20 +124,68 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * A presigned GET of the object as it is now. The HEAD comes first because a presigned URL to a missing object
+   * would only fail at the client; it also names the version redirected to, and in a versioned bucket the URL asks
+   * for exactly that version, so an object replaced after its check is not what the client gets.
+   */
   async download(key: string, options: DownloadOptions): Promise<DownloadResponse | null> {
-    // Checked first because a presigned URL to a missing object would only fail at the client.
-    if (!(await this.stat(key))) return null;
+    const head = await this.head(key, false);
+    if (!head) return null;
     const { sdk, client } = this.s3();
     const command = new sdk.GetObjectCommand({
       Bucket: this.bucket,
       Key: key,
+      ...(head.VersionId ? { VersionId: head.VersionId } : {}),
       ResponseContentType: options.contentType,
       ...(options.filename !== undefined
         ? { ResponseContentDisposition: attachmentDisposition(options.filename) }
         : {}),
     });
     const location = await s3Presigner().getSignedUrl(client, command, { expiresIn: this.presignTtlS });
-    return { kind: 'redirect', status: options.redirectStatus, location };
+    return { kind: 'redirect', status: options.redirectStatus, location, version: objectVersion(head) };
+  }
+
+  /**
+   * The checksum S3 verified when the object was uploaded with one (put, putFile), from one HEAD. An object without
+   * one (uploaded without a checksum, or in parts) is read and hashed instead, pinned to the version the HEAD saw.
+   * The x-amz-meta-sha256 metadata is not used: whoever uploads sets it, and S3 never checks it against the bytes.
+   */
+  async digest(key: string): Promise<BlobDigest | null> {
+    const head = await this.head(key, true);
+    if (!head) return null;
+    const version = objectVersion(head);
+    const size = head.ContentLength ?? 0;
+    const stored = sha256OfChecksum(head.ChecksumSHA256, head.ChecksumType);
+    if (stored) return { sha256: stored, size, version };
+    const { sdk, client } = this.s3();
+    const out = await client.send(new sdk.GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...(head.VersionId ? { VersionId: head.VersionId } : {}),
+      ...(head.ETag ? { IfMatch: head.ETag } : {}),
+    }));
+    const hash = createHash('sha256');
+    let read = 0;
+    for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      read += chunk.length;
+    }
+    return { sha256: hash.digest('hex'), size: read, version };
+  }
+
+  /** HeadObject, with S3's stored checksum when `checksum`; null when there is no such object. */
+  private async head(key: string, checksum: boolean) {
+    assertValidBlobKey(key);
+    const { sdk, client } = this.s3();
+    try {
+      return await client.send(new sdk.HeadObjectCommand({
+        Bucket: this.bucket, Key: key, ...(checksum ? { ChecksumMode: 'ENABLED' as const } : {}),
+      }));
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
   }
 
   /**
@@ -167,6 +215,20 @@ export class S3BlobStore implements BlobStore {
       signableHeaders: new Set(['content-type']),
     });
   }
+}
+
+/** Names the stored bytes of an object: its version id in a versioned bucket, else its ETag (which a rewrite moves). */
+function objectVersion(head: { VersionId?: string; ETag?: string; ContentLength?: number }): string {
+  return `${head.VersionId ?? ''}:${head.ETag ?? ''}:${head.ContentLength ?? 0}`;
+}
+
+/**
+ * S3's ChecksumSHA256 (base64 of the 32 bytes) as lowercase hex; undefined when absent, or when it is the checksum
+ * of the parts of a multipart upload ("<base64>-<parts>", ChecksumType COMPOSITE), which is no digest of the object.
+ */
+export function sha256OfChecksum(checksum: string | undefined, type?: string): string | undefined {
+  if (!checksum || type === 'COMPOSITE' || !/^[A-Za-z0-9+/]{43}=$/.test(checksum)) return undefined;
+  return Buffer.from(checksum, 'base64').toString('hex');
 }
 
 /**
