@@ -38,3 +38,14 @@ export class HealthProblem extends Error {
 
 /** A health check that did not answer within its time limit. */
 export class HealthCheckTimeout extends Error {}
+
+/**
+ * Stored bytes that do not match their recorded sha256 (or have none recorded): they are not served (503). Not the
+ * request's fault, and not passing: the object or its record must be repaired (or rebuilt).
+ */
+export class ChecksumMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChecksumMismatchError';
+  }
+}

@@ -160,10 +160,25 @@ export interface BlobInfo {
   sha256?: string;
 }
 
-/** What an endpoint answers for a download: a redirect (S3 presigned) or a stream (local files). */
+/** The SHA-256 of an object's stored bytes, and which stored version of the object they are. */
+export interface BlobDigest {
+  /** Lowercase hex, as builds.artifact_sha256 and erts.sha256 hold it. */
+  sha256: string;
+  size: number;
+  /**
+   * Names the stored bytes: it changes whenever they may have (a file's inode, size, mtime and ctime; an S3
+   * object's version id or ETag). Equal versions of one key mean the same bytes.
+   */
+  version: string;
+}
+
+/**
+ * What an endpoint answers for a download: a redirect (S3 presigned) or a stream (local files). `version` names the
+ * stored bytes it delivers (as BlobDigest.version), so the caller can tell whether they are the bytes it verified.
+ */
 export type DownloadResponse =
-  | { kind: 'redirect'; status: 302 | 303; location: string }
-  | { kind: 'stream'; body: Readable; size: number; contentType: string; filename?: string };
+  | { kind: 'redirect'; status: 302 | 303; location: string; version?: string }
+  | { kind: 'stream'; body: Readable; size: number; contentType: string; filename?: string; version?: string };
 
 export interface DownloadOptions {
   contentType: string;
@@ -183,6 +198,11 @@ export interface BlobStore {
   stat(key: string): Promise<BlobInfo | null>;
   /** A response that delivers the object to an HTTP client, or null when absent. */
   download(key: string, options: DownloadOptions): Promise<DownloadResponse | null>;
+  /**
+   * The SHA-256 of the object as stored now, or null when absent: computed from the bytes (files), or the checksum
+   * S3 verified at upload (else computed from the bytes). Costs a read of the object: callers keep what it says.
+   */
+  digest(key: string): Promise<BlobDigest | null>;
 }
 
 // --- the build pipeline ---

@@ -1,6 +1,6 @@
 // THE one place where errors become HTTP responses: typed domain errors -> status, anything else -> 500.
 import {
-  ConflictError, NotFoundError, UnauthorizedError, ValidationError,
+  ChecksumMismatchError, ConflictError, NotFoundError, UnauthorizedError, ValidationError,
 } from '#core/errors.js';
 import { fail, type Headers, type HttpResult } from './envelope.js';
 
@@ -23,6 +23,7 @@ export function statusOf(error: unknown): number | undefined {
   if (error instanceof UnauthorizedError) return 401;
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
+  if (error instanceof ChecksumMismatchError) return 503;
   return undefined;
 }
 
