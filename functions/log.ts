@@ -6,7 +6,6 @@ import { SERVICE_NAME } from '#core/metrics.js';
 import type { Log, LogAttributes } from '#core/ports.js';
 
 export type LogLevel = Config['logLevel'];
-export type { LogAttributes };
 
 const POWERTOOLS_LEVEL = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', silent: 'SILENT' } as const;
 

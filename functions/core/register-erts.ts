@@ -2,11 +2,9 @@
 // uploads them to erts/ with an index (erts/index.jsonl, one JSON object per line). When that build
 // ends, its index is read here and each release is recorded, so /download_erts serves it.
 import * as z from 'zod';
+import { ERTS_INDEX_KEY } from './build-contract.js';
 import type { Erts } from './model.js';
 import type { BlobStore, ErtsRecords } from './ports.js';
-
-/** Where the publish-erts build leaves its index. */
-export const ERTS_INDEX_KEY = 'erts/index.jsonl';
 
 const entrySchema = z.object({
   release: z.string().regex(/^[0-9]+(\.[0-9]+){0,3}$/),

@@ -10,8 +10,6 @@ import {
   type ApiMiddleware, type DepsSource, type EndpointDeps, type Schemas,
 } from './middlewares.js';
 
-export type { DepsSource, EndpointDeps } from './middlewares.js';
-
 type Parsed<S extends Schemas, K extends keyof Schemas> = S[K] extends z.ZodType ? z.output<S[K]> : undefined;
 
 export interface EndpointInput<S extends Schemas, D extends EndpointDeps> {

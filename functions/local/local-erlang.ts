@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultScriptsDir } from '#adapters/builder/local-builder.js';
 import { ERTS_CONTENT_TYPES, ertsBlobKey } from '#core/build-contract.js';
-import type { BlobStore, Store } from '#core/ports.js';
+import type { BlobStore, ErtsRecords } from '#core/ports.js';
 import type { Erts } from '#core/model.js';
 
 const run = promisify(execFile);
@@ -45,7 +45,7 @@ export async function detectLocalOtp(erl = 'erl'): Promise<LocalOtp | null> {
 }
 
 export interface RegisterErtsOptions {
-  store: Store;
+  store: ErtsRecords;
   blobs: BlobStore;
   /** Where the tar is written before it is uploaded (removed afterwards). */
   scratchDir: string;

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { parseBuildStateChange } from '#functions/workers/codebuild-state-change.js';
-import { ERTS_INDEX_KEY, registerPublishedErts } from '#core/register-erts.js';
+import { ERTS_INDEX_KEY } from '#core/build-contract.js';
+import { registerPublishedErts } from '#core/register-erts.js';
 import type { Store } from '#core/ports.js';
 import { openTestStore } from '#support/databases.js';
 

@@ -3,10 +3,7 @@
 import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import type { Config } from '#functions/config.js';
 import { lazyRequire } from '#adapters/lazy-require.js';
-
 import type { SecretReader } from '#core/ports.js';
-
-export type { SecretReader };
 
 type SecretsSdk = typeof import('@aws-sdk/client-secrets-manager');
 
