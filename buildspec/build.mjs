@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The runner of the build's steps (each in steps/): check, clone, release, compile, package, publish, as buildspec.yml
-// calls them, several to a process (`node build.mjs check clone release`: one node start per phase, not per step) or
+// The runner of the build's steps (each in steps/): check, clone, release, deps, compile, package, publish, as buildspec.yml
+// calls them, several to a process (`node build.mjs check clone release deps`: one node start per phase, not per step) or
 // one at a time (`all` runs them all, publish included after a failure, for a person at a terminal). Steps hand over
 // through files under ENOT_WORK_DIR whether or not they share a process; a step that fails records why and exits 0,
 // later steps do nothing, and publish always writes result.json. A non-zero exit means the builder itself broke. The
@@ -13,14 +13,15 @@ import { BuildFailure, BuildLog, loadState, oneLine, readSettings, saveState, st
 import { check } from './steps/check.mjs';
 import { clone } from './steps/clone.mjs';
 import { compile } from './steps/compile.mjs';
+import { deps } from './steps/deps.mjs';
 import { packageStep } from './steps/package.mjs';
 import { publishErts } from './steps/publish-erts.mjs';
 import { publish, writeResult } from './steps/publish.mjs';
 import { release } from './steps/release.mjs';
 
-export const STEP_ORDER = ['check', 'clone', 'release', 'compile', 'package', 'publish'];
+export const STEP_ORDER = ['check', 'clone', 'release', 'deps', 'compile', 'package', 'publish'];
 
-const STEPS = { check, clone, release, compile, package: packageStep, publish };
+const STEPS = { check, clone, release, deps, compile, package: packageStep, publish };
 
 /** Runs one step in this process. @returns {Promise<number>} the exit code */
 export async function runStep(name) {

@@ -23,7 +23,8 @@ main(["build", SrcDir, Ebin, Include, LibEbin, AppSrc, Ref, Fallback]) ->
     build_answer(AppSrc, Ebin, Ref, Fallback);
 main(["app", AppSrc, Ebin, Ref, Fallback, Out]) -> write_app(AppSrc, Ebin, Ref, Fallback, Out);
 main(["appinfo", AppFile]) -> app_info(AppFile);
-main(["deps", Config]) -> deps(Config);
+main(["deps", Config]) -> deps(Config, "");
+main(["deps", Config, Script]) -> deps(Config, Script);
 main(_) -> fail("usage: helper.escript compile|build|app|appinfo|deps ...", []).
 
 %% Exit status 3: a problem with an application or config file (1 is a compile error).
@@ -145,20 +146,39 @@ app_info(AppFile) ->
         {error, Reason} -> fail("cannot read ~ts: ~ts", [AppFile, file:format_error(Reason)])
     end.
 
-%% ---- deps: one line per dependency of a rebar.config: dep <TAB> hex(name) <TAB> kind <TAB> hex(url) <TAB> hex(rev)
-deps(Config) ->
-    case file:consult(Config) of
-        {ok, Terms} ->
-            Deps = case lists:keyfind(deps, 1, Terms) of {deps, D} when is_list(D) -> D; _ -> [] end,
-            lists:foreach(fun(Dep) -> print_dep(Dep) end, Deps);
-        {error, Reason} ->
-            fail("cannot read ~ts: ~ts", [Config, file:format_error(Reason)])
-    end.
+%% ---- deps: one answer line per dependency and per plugin of a rebar.config, tagged with the answer prefix (so that
+%% what a rebar.config.script prints is never taken for an answer):
+%%   dep <TAB> hex(name) <TAB> kind <TAB> hex(url, or the hex package's name) <TAB> hex(rev)
+%%   plugin <TAB> hex(description)
+%% With Script (a rebar.config.script) the config is what the script evaluates to, as rebar3 runs it: CONFIG bound to
+%% rebar.config's terms (or [] without one) and SCRIPT to the script's path. That is the repository's code: the build
+%% runs this command in the offline sandbox, and only the answers leave it.
+deps(Config, Script) ->
+    Terms = case {file:consult(Config), Script} of
+                {{ok, T}, _} -> T;
+                {{error, enoent}, S} when S =/= "" -> [];
+                {{error, Reason}, _} -> fail("cannot read ~ts: ~ts", [Config, file:format_error(Reason)])
+            end,
+    Final = case Script of
+                "" -> Terms;
+                _ ->
+                    case file:script(Script, erl_eval:add_binding('SCRIPT', Script, erl_eval:add_binding('CONFIG', Terms, erl_eval:new_bindings()))) of
+                        {ok, L} when is_list(L) -> L;
+                        {ok, _} -> fail("~ts did not evaluate to a list of terms", [Script]);
+                        {error, R} -> fail("evaluating ~ts failed: ~tp", [Script, R])
+                    end
+            end,
+    Deps = case lists:keyfind(deps, 1, Final) of {deps, D} when is_list(D) -> D; _ -> [] end,
+    lists:foreach(fun(Dep) -> print_dep(Dep) end, Deps),
+    Plugins = lists:append([P || K <- [plugins, project_plugins], {K1, P} <- Final, K1 =:= K, is_list(P)]),
+    lists:foreach(fun(P) -> tagged(["plugin\t", hex(io_lib:format("~0tp", [P]))]) end, Plugins).
+
+tagged(Line) -> io:format("${HELPER_ANSWER_PREFIX}\t~ts~n", [Line]).
 
 print_dep(Dep) ->
     try dep(Dep) of
         {Name, Kind, Url, Rev} ->
-            io:format("dep\t~s\t~s\t~s\t~s~n", [hex(atom_to_list(Name)), Kind, hex(to_chars(Url)), hex(to_chars(Rev))]);
+            tagged(["dep\t", hex(atom_to_list(Name)), "\t", Kind, "\t", hex(to_chars(Url)), "\t", hex(to_chars(Rev))]);
         skip ->
             ok
     catch _:_ ->
@@ -170,8 +190,8 @@ to_chars(L) when is_list(L) -> L.
 
 dep(A) when is_atom(A) -> {A, "hex", "", ""};
 dep({A, V}) when is_atom(A), (is_list(V) orelse is_binary(V)) -> {A, "hex", "", V};
-dep({A, {pkg, _}}) when is_atom(A) -> {A, "hex", "", ""};
-dep({A, V, {pkg, _}}) when is_atom(A) -> {A, "hex", "", V};
+dep({A, {pkg, P}}) when is_atom(A) -> {A, "hex", pkg_name(P), ""};
+dep({A, V, {pkg, P}}) when is_atom(A) -> {A, "hex", pkg_name(P), V};
 dep({A, Source}) when is_atom(A), is_tuple(Source) -> scm(A, Source);
 dep({A, _, Source}) when is_atom(A), is_tuple(Source) -> scm(A, Source);
 dep({A, _, Source, _}) when is_atom(A), is_tuple(Source) -> scm(A, Source);
@@ -185,17 +205,27 @@ scm(A, {git, Url, ""}) -> {A, "git", Url, ""};
 scm(A, {git, Url, B}) when is_list(B) -> {A, "git-branch", Url, B};
 scm(A, {git, Url, Rev, _}) -> scm(A, {git, Url, Rev});
 scm(A, _) -> {A, "other", "", ""}.
+
+pkg_name(P) when is_atom(P) -> atom_to_list(P);
+pkg_name(P) when is_binary(P) -> unicode:characters_to_list(P);
+pkg_name(P) when is_list(P) -> P.
 `;
 
 /** Parses the helper's `key<TAB>hex` lines into an object (dep lines into `deps`). */
 export function parseHelperAnswer(text) {
-  /** @type {{ name?: string, vsn?: string, app?: string, deps: Array<{ name: string, kind: string, url: string, rev: string }> }} */
-  const answer = { deps: [] };
+  /**
+   * @type {{ name?: string, vsn?: string, app?: string, deps: Array<{ name: string, kind: string, url: string, rev: string }>,
+   *   plugins: string[] }}
+   * A hex dep's url is its package name when that differs from the application's ({Name, {pkg, Package}}), else ''.
+   */
+  const answer = { deps: [], plugins: [] };
   const unhex = (h) => Buffer.from(h, 'hex').toString('utf8');
   for (const line of text.split('\n')) {
     const parts = line.split('\t');
     if (parts[0] === 'dep' && parts.length === 5) {
       answer.deps.push({ name: unhex(parts[1]), kind: parts[2], url: unhex(parts[3]), rev: unhex(parts[4]) });
+    } else if (parts[0] === 'plugin' && parts.length === 2 && /^[0-9a-f]*$/.test(parts[1])) {
+      answer.plugins.push(unhex(parts[1]));
     } else if (['name', 'vsn', 'app'].includes(parts[0]) && parts.length === 2 && /^[0-9a-f]*$/.test(parts[1])) {
       answer[parts[0]] = unhex(parts[1]);
     }

@@ -3,7 +3,8 @@
 // The end of a build comes back as an EventBridge event (workers/codebuild-state-change.ts). The SDK is loaded on first use.
 import type { CodeBuildClient, CodeBuildClientConfig, StartBuildCommandInput } from '@aws-sdk/client-codebuild';
 import {
-  BUILDER_QUEUE_LIMIT_S, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, buildBlobKeys, buildEnvironment,
+  BUILDER_QUEUE_LIMIT_S, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, buildBlobKeys, buildEnvironment, dependencyEnvironment,
+  type DependencyPolicy,
 } from '#core/build-contract.js';
 import { BuilderBusyError } from '#core/errors.js';
 import type { BuildJob, Builder } from '#core/ports.js';
@@ -47,6 +48,8 @@ export interface CodeBuildBuilderOptions {
   /** A ready client (tests); else one is made from `clientConfig` on first use. */
   client?: CodeBuildClient;
   clientConfig?: CodeBuildClientConfig;
+  /** What the build's deps step may fetch (the service's allow-list and hex repository); unset: the build's defaults. */
+  dependencies?: DependencyPolicy;
 }
 
 /** The build's limit in whole minutes, within what CodeBuild accepts (the build script enforces the exact seconds). */
@@ -93,7 +96,9 @@ export class CodeBuildBuilder implements Builder {
   startBuildInput(job: BuildJob, uploadUrls: Record<string, string>): StartBuildCommandInput {
     return {
       projectName: this.options.projectName,
-      environmentVariablesOverride: Object.entries({ ...buildEnvironment(job), ...uploadUrls }).map(([name, value]) => ({
+      environmentVariablesOverride: Object.entries({
+        ...buildEnvironment(job), ...(this.options.dependencies ? dependencyEnvironment(this.options.dependencies) : {}), ...uploadUrls,
+      }).map(([name, value]) => ({
         name, value, type: 'PLAINTEXT',
       })),
       timeoutInMinutesOverride: timeoutMinutes(job.timeoutS),
