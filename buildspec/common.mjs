@@ -3,11 +3,12 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD_ENV, BUILD_OUTPUT, RUNNER_ENV, UPLOAD_URL_ENV } from '#core/build-contract-names.mjs';
+import { BUILD_ENV, BUILD_LIMIT_DEFAULTS, BUILD_OUTPUT, RUNNER_ENV, UPLOAD_URL_ENV } from '#core/build-contract-names.mjs';
 
 const DEFAULT_LOG_MAX_BYTES = 1048576;
-/** Lines of a child's output kept in memory to pick an error message from. */
+/** Lines of a child's output kept in memory to pick an error message from, each cut to TAIL_LINE_BYTES. */
 const TAIL_LINES = 400;
+const TAIL_LINE_BYTES = 4096;
 /** What a child's answers (see run's answerPrefix) may add up to; past it they are dropped. */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
@@ -31,6 +32,11 @@ export function readSettings(env = process.env) {
   const outDir = path.resolve(env[RUNNER_ENV.outDir] || '.enot-out');
   const stateDir = path.join(workDir, 'state');
   const parsedMax = Number.parseInt(env[RUNNER_ENV.logMaxBytes] ?? '', 10);
+  /** A positive integer from the environment, else the default. */
+  const limit = (key) => {
+    const value = Number.parseInt(env[RUNNER_ENV[key]] ?? '', 10);
+    return Number.isSafeInteger(value) && value > 0 ? value : BUILD_LIMIT_DEFAULTS[key];
+  };
   return {
     workDir,
     outDir,
@@ -39,6 +45,12 @@ export function readSettings(env = process.env) {
     homeDir: path.join(workDir, 'home'),
     logFile: path.join(outDir, BUILD_OUTPUT.log),
     logMaxBytes: Number.isSafeInteger(parsedMax) && parsedMax > 0 ? parsedMax : DEFAULT_LOG_MAX_BYTES,
+    limits: {
+      memoryMb: limit('memoryMb'),
+      diskMb: limit('diskMb'),
+      maxProcesses: limit('maxProcesses'),
+      logLineMaxBytes: limit('logLineMaxBytes'),
+    },
     otpInstalls: env[RUNNER_ENV.otpInstalls] ? path.resolve(env[RUNNER_ENV.otpInstalls]) : '',
     // The runner's own OTP when it knows it (the local builder): the release step then need not start a VM to ask.
     otpRoot: env[RUNNER_ENV.otpRoot] ? path.resolve(env[RUNNER_ENV.otpRoot]) : '',
@@ -90,6 +102,8 @@ export class BuildLog {
   constructor(settings) {
     this.file = settings.logFile;
     this.max = settings.logMaxBytes;
+    /** The longest line of a tool's output that run() passes on (and holds in memory). */
+    this.lineMax = settings.limits.logLineMaxBytes;
     this.flag = path.join(settings.stateDir, 'log-truncated');
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     fs.mkdirSync(settings.stateDir, { recursive: true });
@@ -194,9 +208,10 @@ export function run(log, command, args, { cwd, env, quiet = false, capture = fal
       const parts = text.split('\n');
       partial = parts.pop() ?? '';
       for (const l of parts) {
-        lines.push(l);
+        lines.push(l.length > TAIL_LINE_BYTES ? l.slice(0, TAIL_LINE_BYTES) : l);
         if (lines.length > TAIL_LINES) lines.shift();
       }
+      if (partial.length > TAIL_LINE_BYTES) partial = partial.slice(0, TAIL_LINE_BYTES);
     };
     let child;
     try {
@@ -206,11 +221,21 @@ export function run(log, command, args, { cwd, env, quiet = false, capture = fal
       return;
     }
     running.add(child);
-    const onData = (chunk) => {
-      keep(chunk);
-      if (capture) captured += chunk.toString('utf8');
-      if (!quiet) log.write(chunk);
+    // Each stream's lines are cut at the log's line limit before anything holds them (the builder's own helpers,
+    // whose output is captured whole, excepted): a line that never ends costs no memory.
+    const lineMax = capture ? Infinity : log.lineMax ?? Infinity;
+    const sink = () => {
+      const cut = lineCutter(lineMax);
+      return (chunk) => {
+        const kept = cut(chunk);
+        if (kept.length === 0) return;
+        keep(kept);
+        if (capture) captured += kept.toString('utf8');
+        if (!quiet) log.write(kept);
+      };
     };
+    const onData = sink();
+    const onStderr = sink();
     // With answers to pick out, stdout goes on line by line (whole lines: a chunk may end inside one).
     const tag = answerPrefix ? Buffer.from(`${answerPrefix}\t`) : null;
     let answers = '';
@@ -233,7 +258,7 @@ export function run(log, command, args, { cwd, env, quiet = false, capture = fal
       }
     };
     child.stdout.on('data', tag ? onStdout : onData);
-    child.stderr.on('data', onData);
+    child.stderr.on('data', onStderr);
     child.on('error', (err) => {
       running.delete(child);
       resolve({ code: 127, signal: null, lines, answers, error: errorText(err) });
@@ -246,6 +271,46 @@ export function run(log, command, args, { cwd, env, quiet = false, capture = fal
       resolve({ code: code ?? 128, signal, lines, output: captured, answers });
     });
   });
+}
+
+/**
+ * A filter for one stream that passes on at most `max` bytes of each line (newline not counted): the rest of a longer
+ * line is dropped, and a note says where. It holds no more than the chunk it is given.
+ * @returns {(chunk: Buffer) => Buffer}
+ */
+export function lineCutter(max) {
+  if (!Number.isFinite(max)) return (chunk) => chunk;
+  let length = 0;
+  let cutting = false;
+  const note = Buffer.from(` [line cut at ${max} bytes (ENOT_BUILD_LOG_LINE_MAX_BYTES)]`);
+  return (chunk) => {
+    const parts = [];
+    for (let start = 0; start < chunk.length;) {
+      const nl = chunk.indexOf(0x0a, start);
+      const stop = nl === -1 ? chunk.length : nl;
+      if (!cutting) {
+        let room = max - length;
+        if (stop - start <= room) {
+          parts.push(chunk.subarray(start, nl === -1 ? stop : stop + 1));
+          length += stop - start;
+        } else {
+          // Never split a UTF-8 sequence.
+          while (room > 0 && (chunk[start + room] & 0xc0) === 0x80) room--;
+          parts.push(chunk.subarray(start, start + room), note);
+          cutting = true;
+          if (nl !== -1) parts.push(Buffer.from('\n'));
+        }
+      } else if (nl !== -1) {
+        parts.push(Buffer.from('\n'));
+      }
+      if (nl !== -1) {
+        length = 0;
+        cutting = false;
+      }
+      start = nl === -1 ? chunk.length : nl + 1;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  };
 }
 
 /** The children started by run() that have not ended. */

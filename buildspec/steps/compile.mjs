@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BuildFailure, childEnv, errorLine, isInside, oneLine, requireDone, run, which } from '../common.mjs';
 import { HELPER_ANSWER_PREFIX, HELPER_ESCRIPT, parseHelperAnswer } from '../erlang.mjs';
-import { isRegularFile, readSmallFile, realpathOrEmpty } from '../files.mjs';
-import { bwrapArgs, chooseSandbox } from '../sandbox.mjs';
+import { isRegularFile, realpathOrEmpty } from '../files.mjs';
+import { limitsHit, prepareForUid, probeSandbox, sandboxedCommand, sandboxRefusal } from '../sandbox.mjs';
 
 export async function compile({ settings, log, state }) {
   requireDone(state, ['clone', 'release']);
@@ -22,18 +22,26 @@ export async function compile({ settings, log, state }) {
   fs.mkdirSync(libs, { recursive: true });
   fs.symlinkSync(repo, path.join(libs, appName));
 
-  const bindings = { writable: [repo, settings.homeDir], readOnly: [helper, state.otpRoot], cwd: repo };
-  const sandbox = chooseSandbox(settings, bindings, env);
+  // The check step tried the sandbox; a state written without that (steps run by hand out of an older build) tries now.
+  const sandbox = state.sandbox ?? probeSandbox(settings);
+  if (sandbox.mode === 'unavailable') throw sandboxRefusal(sandbox);
+  const sandboxed = sandbox.mode === 'bubblewrap';
   log.line(sandbox.reason);
-  state.sandboxed = Boolean(sandbox.bwrap);
+  state.sandboxed = sandboxed;
+  const readOnly = [helper, state.otpRoot].filter(Boolean);
 
-  /** Runs one tool command, inside the sandbox when there is one; network only when fetching dependencies. */
-  const exec = (command, args, { network = false, answerPrefix = '' } = {}) => {
+  /** Runs one tool command, inside the sandbox unless it is off; network only when fetching dependencies. */
+  const exec = async (command, args, { network = false, answerPrefix = '' } = {}) => {
     const shownArgs = args.map((a) => (a === helper ? 'helper.escript' : a));
-    const where = sandbox.bwrap ? (network ? '  [sandbox, network on to fetch]' : '  [sandbox]') : '';
+    const where = sandboxed ? (network ? '  [sandbox, network on to fetch]' : '  [sandbox]') : '  [NOT SANDBOXED: ENOT_SANDBOX=off]';
     log.line(`$ ${path.basename(command)} ${shownArgs.join(' ')}${where}`);
-    if (!sandbox.bwrap) return run(log, command, args, { cwd: repo, env, answerPrefix });
-    return run(log, sandbox.bwrap, [...bwrapArgs(bindings, network), command, ...args], { cwd: repo, env, answerPrefix });
+    if (!sandboxed) return run(log, command, args, { cwd: repo, env, answerPrefix });
+    // Again before every command: a trusted step in between may have added files the build uid must be able to replace.
+    prepareForUid(settings, sandbox.uid);
+    const wrapped = sandboxedCommand(settings, { uid: sandbox.uid, cwd: repo, readOnly, network }, command, args);
+    const result = await run(log, wrapped.command, wrapped.args, { cwd: repo, env, answerPrefix });
+    if (result.code !== 0) for (const hit of limitsHit(settings, result)) log.line(hit);
+    return result;
   };
   const failed = (tool, result, what = 'compile failed') => {
     const how = result.signal ? `killed by ${result.signal}` : `exited ${result.code}`;
@@ -50,13 +58,13 @@ export async function compile({ settings, log, state }) {
   else if (makefile && make) tool = 'make';
   if (has('rebar.config') && !rebar3) log.line('rebar.config found but rebar3 is not installed here');
 
-  // enot builds its own projects (and fetches their deps itself, so it gets the network); when it fails, the
-  // project's other build files get their turn.
+  // enot builds its own projects, offline like every tool (the deps step put their deps in deps/); when it fails,
+  // the project's other build files get their turn.
   let built = false;
   /** The plain build's .app (name, vsn, text), from the compile's own helper run. */
   let plainApp = null;
   if (enot && has('enot_config.json')) {
-    const result = await exec(enot, ['package'], { network: true });
+    const result = await exec(enot, ['package']);
     if (result.code === 0 && hasBeams(path.join(repo, 'ebin'))) {
       tool = 'enot';
       built = true;
@@ -65,20 +73,12 @@ export async function compile({ settings, log, state }) {
     }
   }
 
-  const rebarDeps = has('rebar.config') ? await readRebarDeps(settings, state, helper, log) : null;
-  state.rebarDeps = rebarDeps ?? undefined;
+  // The deps step fetched every declared dependency (state.rebarDeps is its reading of rebar.config); the tools run
+  // with no network, so one that still tries to fetch (a rebar3 plugin) fails here, and says what it wanted.
   if (!built && tool === 'rebar3') {
-    if (rebarDeps === null || rebarDeps.length > 0) {
-      const fetched = await exec(rebar3, ['get-deps'], { network: true });
-      if (fetched.code !== 0) throw failed('rebar3', fetched, 'fetching dependencies failed');
-    }
     const result = await exec(rebar3, ['compile']);
-    if (result.code !== 0) throw failed('rebar3', result);
+    if (result.code !== 0) throw fetchAttempt(result) ?? failed('rebar3', result);
   } else if (!built && tool === 'make') {
-    if (/erlang\.mk/.test(readSmallFile(path.join(repo, makefile)))) {
-      const fetched = await exec(make, ['deps'], { network: true });
-      if (fetched.code !== 0) throw failed('make', fetched, 'fetching dependencies failed');
-    }
     const result = await exec(make, []);
     if (result.code !== 0) throw failed('make', result);
   } else if (!built) {
@@ -160,12 +160,20 @@ async function runHelper(settings, state, helper, args, log) {
   return parseHelperAnswer(result.output ?? '');
 }
 
-/** rebar.config's deps, or null when they cannot be read (then fetching is attempted anyway). */
-async function readRebarDeps(settings, state, helper, log) {
-  const result = await run(log, path.join(state.otpBin, 'escript'), [helper, 'deps', path.join(settings.repoDir, 'rebar.config')], {
-    cwd: settings.repoDir, env: childEnv(settings, state), quiet: true, capture: true,
-  });
-  return result.code === 0 ? parseHelperAnswer(result.output ?? '').deps : null;
+/**
+ * The failure of a rebar3 run that tried to fetch something offline (a plugin, a dependency nobody declared where
+ * the deps step reads), naming it; null when its output shows no such attempt.
+ */
+function fetchAttempt(result) {
+  const text = result.lines.map((l) => oneLine(l, 1000)).join('\n');
+  const what = /Fetching (\S+)/.exec(text)?.[1] ?? /Failed to update package (\S+)/.exec(text)?.[1]
+    ?? /Package not found in any repo: (\S+(?: \S+)?)/.exec(text)?.[1] ?? /Errors loading plugin (\S+)/.exec(text)?.[1];
+  if (!what) return null;
+  return new BuildFailure(
+    'compile',
+    `rebar3 tried to fetch ${what}; declared dependencies are fetched before the build, plugins are not supported yet`,
+    { tool: 'rebar3' },
+  );
 }
 
 /** src/<name>.app.src when it exists, else the only (or first) src/*.app.src; '' when there is none. */

@@ -8,7 +8,13 @@ export declare const BUILD_ENV: Readonly<{
 
 export declare const RUNNER_ENV: Readonly<{
   scripts: string; workDir: string; outDir: string; otpInstalls: string; otpRoot: string; otpVersion: string;
-  sandbox: string; logMaxBytes: string; uploadBucket: string; task: string; cloneRewrite: string;
+  sandbox: string; logMaxBytes: string; memoryMb: string; diskMb: string; maxProcesses: string; logLineMaxBytes: string;
+  uploadBucket: string; task: string; cloneRewrite: string;
+  allowedCloneUrls: string; hexRepoUrl: string; hexPublicKey: string; depsMaxDepth: string; depsMaxCount: string; depsMaxBytes: string;
+}>;
+
+export declare const BUILD_LIMIT_DEFAULTS: Readonly<{
+  memoryMb: number; diskMb: number; maxProcesses: number; logLineMaxBytes: number;
 }>;
 
 /** A build's three outputs, by role. */

@@ -25,14 +25,20 @@ export const BUILD_ENV = Object.freeze({
  * - otpRoot, otpVersion, ENOT_OTP_ROOT, ENOT_OTP_VERSION (optional, without ENOT_OTP_INSTALLS): the root and full
  *   version ("25.2.3") of the OTP the runner already knows (the local builder's detected one), so the build need not
  *   start `erl` to find it;
- * - sandbox, ENOT_SANDBOX: `auto` (bubblewrap without network for the compile when it works) or `off`;
+ * - sandbox, ENOT_SANDBOX: `auto` (the package's code runs in buildspec/sandbox.mjs's sandbox; a builder where it
+ *   cannot isolate refuses the build) or `off` (no sandbox, said loudly in every build log);
  * - logMaxBytes, ENOT_LOG_MAX_BYTES: the build log's cap; past it the log ends with a truncation note;
+ * - memoryMb, diskMb, maxProcesses, logLineMaxBytes (ENOT_BUILD_MEMORY_MB, ENOT_BUILD_DISK_MB,
+ *   ENOT_BUILD_MAX_PROCESSES, ENOT_BUILD_LOG_LINE_MAX_BYTES): the sandbox's limits (BUILD_LIMIT_DEFAULTS when unset);
  * - uploadBucket, ENOT_UPLOAD_BUCKET: set only on the ERTS project (ENOT_TASK=publish-erts, uploads with the aws
  *   CLI); package builds upload through the presigned URLs of UPLOAD_URL_ENV instead;
  * - task, ENOT_TASK: `build` (unset: the default) or `publish-erts` (the ERTS project: publish uploads the image's
  *   ERTS tarballs, every other step does nothing);
  * - cloneRewrite, ENOT_CLONE_REWRITE (optional): `prefix=replacement`, a mirror to clone matching URLs from (the
- *   local tests map https://github.com/ to repositories on disk).
+ *   local tests map https://github.com/ to repositories on disk);
+ * - allowedCloneUrls, hexRepoUrl, hexPublicKey, depsMaxDepth, depsMaxCount, depsMaxBytes (ENOT_ALLOWED_CLONE_URLS,
+ *   ENOT_HEX_REPO_URL, ENOT_HEX_REPO_PUBLIC_KEY, ENOT_DEPS_MAX_*): what the deps step may fetch, from where, and how
+ *   much (buildspec/steps/deps.mjs; its defaults when unset: github.com, repo.hex.pm with its key, 5, 100, 256 MiB).
  */
 export const RUNNER_ENV = Object.freeze({
   scripts: 'ENOT_SCRIPTS',
@@ -43,9 +49,33 @@ export const RUNNER_ENV = Object.freeze({
   otpVersion: 'ENOT_OTP_VERSION',
   sandbox: 'ENOT_SANDBOX',
   logMaxBytes: 'ENOT_LOG_MAX_BYTES',
+  memoryMb: 'ENOT_BUILD_MEMORY_MB',
+  diskMb: 'ENOT_BUILD_DISK_MB',
+  maxProcesses: 'ENOT_BUILD_MAX_PROCESSES',
+  logLineMaxBytes: 'ENOT_BUILD_LOG_LINE_MAX_BYTES',
   uploadBucket: 'ENOT_UPLOAD_BUCKET',
   task: 'ENOT_TASK',
   cloneRewrite: 'ENOT_CLONE_REWRITE',
+  allowedCloneUrls: 'ENOT_ALLOWED_CLONE_URLS',
+  hexRepoUrl: 'ENOT_HEX_REPO_URL',
+  hexPublicKey: 'ENOT_HEX_REPO_PUBLIC_KEY',
+  depsMaxDepth: 'ENOT_DEPS_MAX_DEPTH',
+  depsMaxCount: 'ENOT_DEPS_MAX_COUNT',
+  depsMaxBytes: 'ENOT_DEPS_MAX_BYTES',
+});
+
+/**
+ * The sandbox's limits when the runner sets none (the service's configuration uses the same defaults):
+ * - memoryMb: address space per process (RLIMIT_AS); an Erlang VM alone reserves over 1 GB of it;
+ * - diskMb: the size-limited filesystem holding the clone, HOME and /tmp while the package's code runs;
+ * - maxProcesses: processes and threads of the build's own uid (RLIMIT_NPROC); a VM has dozens of threads;
+ * - logLineMaxBytes: the longest output line kept; the rest of that line is dropped, with a note.
+ */
+export const BUILD_LIMIT_DEFAULTS = Object.freeze({
+  memoryMb: 3072,
+  diskMb: 1024,
+  maxProcesses: 256,
+  logLineMaxBytes: 65536,
 });
 
 /**

@@ -3,11 +3,11 @@
 // CodeBuild and the local builder both speak it, so the build itself is one code path. The names (env, files,
 // keys) are in build-contract-names.mjs, which the build scripts import too; this file adds what only the service needs.
 import * as z from 'zod';
-import { BUILD_ENV } from './build-contract-names.mjs';
+import { BUILD_ENV, RUNNER_ENV as RUNNER_ENV_NAMES } from './build-contract-names.mjs';
 import type { BuildJob } from './ports.js';
 
 export {
-  BUILD_ENV, BUILD_OUTPUT, ERTS_CONTENT_TYPES, ERTS_INDEX_KEY, OUTPUT_CONTENT_TYPES, RUNNER_ENV, UPLOAD_URL_ENV,
+  BUILD_ENV, BUILD_LIMIT_DEFAULTS, BUILD_OUTPUT, ERTS_CONTENT_TYPES, ERTS_INDEX_KEY, OUTPUT_CONTENT_TYPES, RUNNER_ENV, UPLOAD_URL_ENV,
   buildBlobKeys, ertsBlobKey,
 } from './build-contract-names.mjs';
 
@@ -16,6 +16,14 @@ export {
  * account's concurrency is used up). The reaper counts it in before it calls a build lost.
  */
 export const BUILDER_QUEUE_LIMIT_S = 1800;
+
+/** The sandbox's per-build limits (RUNNER_ENV memoryMb, diskMb, maxProcesses, logLineMaxBytes; BUILD_LIMIT_DEFAULTS). */
+export interface BuildLimits {
+  memoryMb: number;
+  diskMb: number;
+  maxProcesses: number;
+  logLineMaxBytes: number;
+}
 
 /** The environment variables that carry a job to the build. */
 export function buildEnvironment(job: BuildJob): Record<string, string> {
@@ -31,14 +39,39 @@ export function buildEnvironment(job: BuildJob): Record<string, string> {
   };
 }
 
+/** What a build's deps step may fetch (buildspec/steps/deps.mjs): the same for every build of one service. */
+export interface DependencyPolicy {
+  /** URL prefixes git dependencies may come from: the clone URL allow-list. */
+  allowedCloneUrls: readonly string[];
+  /** The hex repository (repo.hex.pm's layout). */
+  hexRepoUrl: string;
+  /** The PEM key the hex registry's signatures are checked against; undefined: repo.hex.pm's own for repo.hex.pm. */
+  hexPublicKey?: string;
+  maxDepth: number;
+  maxCount: number;
+  maxBytes: number;
+}
+
+/** The runner's environment variables that carry a DependencyPolicy to the build. */
+export function dependencyEnvironment(policy: DependencyPolicy): Record<string, string> {
+  return {
+    [RUNNER_ENV_NAMES.allowedCloneUrls]: policy.allowedCloneUrls.join(','),
+    [RUNNER_ENV_NAMES.hexRepoUrl]: policy.hexRepoUrl,
+    ...(policy.hexPublicKey ? { [RUNNER_ENV_NAMES.hexPublicKey]: policy.hexPublicKey } : {}),
+    [RUNNER_ENV_NAMES.depsMaxDepth]: String(policy.maxDepth),
+    [RUNNER_ENV_NAMES.depsMaxCount]: String(policy.maxCount),
+    [RUNNER_ENV_NAMES.depsMaxBytes]: String(policy.maxBytes),
+  };
+}
+
 /** What a build reports in result.json. */
 export const buildResultSchema = z.object({
   buildId: z.string(),
   status: z.enum(['succeeded', 'failed']),
   /** One line a person can act on: "compiled with rebar3", "unknown ref 9.9.9", "OTP 24 is not available (available: 25, 26)". */
   message: z.string(),
-  /** What failed, for a failure: clone, ref, release, compile, package, internal. */
-  failure: z.enum(['clone', 'ref', 'release', 'compile', 'package', 'internal']).optional(),
+  /** What failed, for a failure: clone, ref, release, deps, compile, package, internal. */
+  failure: z.enum(['clone', 'ref', 'release', 'deps', 'compile', 'package', 'internal']).optional(),
   commitSha: z.string().optional(),
   /** The tagged commit's author, for the result email of webhook builds. */
   authorEmail: z.string().optional(),

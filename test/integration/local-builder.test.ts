@@ -280,7 +280,8 @@ describe('LocalBuilder', () => {
     const env = Object.fromEntries(log.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     const shellOwn = ['PWD', 'OLDPWD', 'SHLVL', '_', 'CODEBUILD_BUILD_SUCCEEDING'];
     expect(Object.keys(env).filter((k) => !shellOwn.includes(k)).sort()).toEqual([
-      'ENOT_BUILD_ID', 'ENOT_BUILD_TIMEOUT_S', 'ENOT_CLONE_REWRITE', 'ENOT_CLONE_URL', 'ENOT_ERL_VERSION', 'ENOT_FULL_NAME',
+      'ENOT_BUILD_DISK_MB', 'ENOT_BUILD_ID', 'ENOT_BUILD_LOG_LINE_MAX_BYTES', 'ENOT_BUILD_MAX_PROCESSES', 'ENOT_BUILD_MEMORY_MB',
+      'ENOT_BUILD_TIMEOUT_S', 'ENOT_CLONE_REWRITE', 'ENOT_CLONE_URL', 'ENOT_ERL_VERSION', 'ENOT_FULL_NAME',
       'ENOT_LOG_MAX_BYTES', 'ENOT_NAME', 'ENOT_NAMESPACE', 'ENOT_OTP_ROOT', 'ENOT_OTP_VERSION', 'ENOT_OUT_DIR', 'ENOT_REF',
       'ENOT_SANDBOX', 'ENOT_SCRIPTS', 'ENOT_WORK_DIR', 'FROM_BUILDSPEC', 'HOME', 'LANG', 'PATH',
     ]);

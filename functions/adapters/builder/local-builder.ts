@@ -1,18 +1,19 @@
 // The local Builder: replays buildspec/buildspec.yml's phases in one detached bash process per build, in a fresh
 // scratch directory, with a scrubbed environment and a time limit, then uploads what the build left and reports
 // its end. The build itself (buildspec/*.mjs) is the same code CodeBuild runs; only the runner differs.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  BUILD_OUTPUT, buildBlobKeys, buildEnvironment, parseBuildResult, type BuildEnded, type BuilderState, type BuildResult,
+  BUILD_OUTPUT, buildBlobKeys, buildEnvironment, dependencyEnvironment, parseBuildResult, type DependencyPolicy, type BuildEnded, type BuilderState, type BuildResult,
 } from '#core/build-contract.js';
 import type { BlobStore, Builder, BuildJob, Log } from '#core/ports.js';
 import { parseBuildspec, phaseScript, type Buildspec } from './buildspec-phases.js';
 import { endProcessTree, signalProcessTree } from './process-tree.js';
 import { HealthProblem } from '#core/errors.js';
+import { BUILD_LIMIT_DEFAULTS, RUNNER_ENV, type BuildLimits } from '#core/build-contract.js';
 
 /** The Erlang/OTP installed here, as the builder needs it (functions/local/local-erlang.ts detects it). */
 export interface LocalOtpInfo {
@@ -34,7 +35,11 @@ export interface LocalBuilderOptions {
   otp: LocalOtpInfo | null;
   sandbox: 'auto' | 'off';
   logMaxBytes: number;
+  /** The sandbox's per-build limits; unset: BUILD_LIMIT_DEFAULTS. */
+  limits?: BuildLimits;
   cloneRewrite?: { prefix: string; replacement: string };
+  /** What the deps step may fetch; unset: the build's defaults (github.com, repo.hex.pm). */
+  dependencies?: DependencyPolicy;
   /** The directory of build scripts (ENOT_SCRIPTS); default: the repository's buildspec/. */
   scriptsDir?: string;
   /** The buildspec to replay; default: `<scriptsDir>/buildspec.yml`. */
@@ -45,6 +50,13 @@ export interface LocalBuilderOptions {
   killGraceMs?: number;
   /** Where a problem that must not fail the build's report (an output not stored, a directory left) is reported. */
   log?: Log;
+}
+
+/** How the package's code runs here: `off` only when configured so; `unavailable` refuses every build. */
+export interface SandboxStatus {
+  mode: 'bubblewrap' | 'off' | 'unavailable';
+  /** The line every build log carries. */
+  reason: string;
 }
 
 /** Scratch directories are named `<build id>-XXXXXX` under buildsDir. */
@@ -92,6 +104,7 @@ export class LocalBuilder implements Builder {
   private readonly searchPath: string;
   private readonly killGraceMs: number;
   private stopping = false;
+  private sandboxProbe?: Promise<SandboxStatus>;
 
   constructor(private readonly options: LocalBuilderOptions) {
     this.scriptsDir = resolve(options.scriptsDir ?? defaultScriptsDir());
@@ -108,6 +121,49 @@ export class LocalBuilder implements Builder {
   async check(): Promise<void> {
     if (!this.options.otp) throw new HealthProblem('NoErlang', NO_ERLANG_MESSAGE);
     if (this.stopping) throw new HealthProblem('Stopping', 'the local builder is shutting down');
+    const sandbox = await this.sandboxStatus();
+    if (sandbox.mode === 'unavailable') throw new HealthProblem('NoSandbox', sandbox.reason);
+  }
+
+  /**
+   * Whether builds here run in the sandbox, as a build's own check step finds it (buildspec/probe-sandbox.mjs, once
+   * per builder): `unavailable` means every build is refused until bubblewrap works or ENOT_SANDBOX=off is set.
+   */
+  sandboxStatus(): Promise<SandboxStatus> {
+    this.sandboxProbe ??= this.probeSandbox();
+    return this.sandboxProbe;
+  }
+
+  private async probeSandbox(): Promise<SandboxStatus> {
+    await mkdir(this.options.buildsDir, { recursive: true });
+    const work = await mkdtemp(join(resolve(this.options.buildsDir), 'sandbox-probe-'));
+    const env = { PATH: this.searchPath, LANG: 'C.UTF-8', ENOT_WORK_DIR: work, ...this.limitEnvironment() };
+    try {
+      const stdout = await new Promise<string>((resolveRun, reject) => {
+        execFile(process.execPath, [join(this.scriptsDir, 'probe-sandbox.mjs')], { env, timeout: 60_000 }, (error, out, err) => {
+          if (error) reject(new Error(`${error.message} ${String(err).trim()}`.trim()));
+          else resolveRun(String(out));
+        });
+      });
+      const parsed = JSON.parse(stdout.trim().split('\n').pop() ?? '') as SandboxStatus;
+      return { mode: parsed.mode, reason: parsed.reason };
+    } catch (error) {
+      return { mode: 'unavailable', reason: `sandbox: unavailable (the probe failed: ${errorText(error)}); builds are refused here unless ENOT_SANDBOX=off is set` };
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  /** The sandbox's settings as the build reads them (RUNNER_ENV). */
+  private limitEnvironment(): Record<string, string> {
+    const limits = this.options.limits ?? BUILD_LIMIT_DEFAULTS;
+    return {
+      [RUNNER_ENV.sandbox]: this.options.sandbox,
+      [RUNNER_ENV.memoryMb]: String(limits.memoryMb),
+      [RUNNER_ENV.diskMb]: String(limits.diskMb),
+      [RUNNER_ENV.maxProcesses]: String(limits.maxProcesses),
+      [RUNNER_ENV.logLineMaxBytes]: String(limits.logLineMaxBytes),
+    };
   }
 
   /** Builds running now (from start until their end has been reported). */
@@ -166,6 +222,8 @@ export class LocalBuilder implements Builder {
       ENOT_OUT_DIR: out,
       ENOT_SANDBOX: this.options.sandbox,
       ENOT_LOG_MAX_BYTES: String(this.options.logMaxBytes),
+      ...this.limitEnvironment(),
+      ...(this.options.dependencies ? dependencyEnvironment(this.options.dependencies) : {}),
     };
     // The OTP detected here, named to the build: its release step need not start a VM to find it.
     const otp = this.options.otp;
