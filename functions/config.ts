@@ -1,6 +1,7 @@
 // Environment -> typed, validated configuration. The only file that reads process.env.
 // The namespace import lets esbuild drop the parts of zod no schema uses.
 import * as z from 'zod';
+import { isOtpRelease } from './core/version-names.js';
 
 const csv = z
   .string()
@@ -20,7 +21,10 @@ const schema = z.object({
   ENOT_DATA_DIR: z.string().min(1).default('./.enot-data'),
   DATABASE_URL: optional,
   ENOT_ALLOWED_CLONE_URLS: csv.default(['https://github.com/']),
-  ENOT_DEFAULT_ERL_VERSION: optional,
+  /** In the one spelling requests must use (25, 26.2), so a request that leaves it out names the same version. */
+  ENOT_DEFAULT_ERL_VERSION: optional.refine((v) => v === undefined || isOtpRelease(v), {
+    message: 'must be an OTP release such as 25 or 26.2 (no leading zeros, at most three parts)',
+  }),
   ENOT_BUILD_TIMEOUT_S: z.coerce.number().int().positive().default(900),
   ENOT_BUILD_CONCURRENCY: z.coerce.number().int().positive().default(2),
   /** A build log's cap; past it the log ends with a truncation note. */

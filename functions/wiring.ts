@@ -3,7 +3,7 @@
 // at import: each AWS adapter loads its SDK on first use, so a function pays only for the services it calls.
 import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
-import type { BlobStore, Builder, BuildQueue, Mailer, SecretReader, Store } from './core/ports.js';
+import type { BlobStore, Builder, BuildQueue, Mailer, RealPath, SecretReader, Store } from './core/ports.js';
 import type { MetricsRecorder } from './core/metrics.js';
 import {
   loadMigrations, openStore, runMigrations, type DataApiOptions, type Migration,
@@ -19,6 +19,7 @@ import { SesMailer } from './adapters/mail/ses-mailer.js';
 import { CodeBuildBuilder } from './adapters/builder/codebuild-builder.js';
 import { PowertoolsMetricsRecorder, sharedPowertoolsMetrics } from './adapters/metrics/powertools-metrics.js';
 import { webhookSecretFor } from './adapters/secrets/webhook-secret.js';
+import { realPathOnThisMachine } from './adapters/paths/real-path.js';
 import { processLogger } from './log.js';
 
 export interface Deps {
@@ -32,6 +33,8 @@ export interface Deps {
   webhookSecret: SecretReader;
   /** The builder that starts builds: CodeBuild on AWS (the dispatcher uses it). Locally the worker owns its own. */
   builder?: Builder;
+  /** Follows a file:// clone URL's symbolic links, so a link cannot lead a build out of an allowed directory. */
+  realPath?: RealPath;
 }
 
 let current: Promise<Deps> | undefined;
@@ -78,6 +81,7 @@ export async function buildDeps(config: Config): Promise<Deps> {
   return {
     config, store, blobs: openBlobStore(config), metrics: openMetrics(config),
     queue: openBuildQueue(config), mailer: openMailer(config), webhookSecret: webhookSecretFor(config),
+    realPath: realPathOnThisMachine,
     ...(builder ? { builder } : {}),
   };
 }

@@ -57,8 +57,10 @@ export interface BuildRequestWrites {
    * Called inside the transaction that queues the delivery's builds, so a failed request records nothing.
    */
   recordWebhookDelivery(input: { deliveryId: string; event: string }): Promise<boolean>;
-  /** Stores the builds a recorded delivery queued. */
+  /** Stores the builds a recorded delivery queued, on the delivery and on each build (which findRecentWebhookBuild reads). */
   setWebhookDeliveryBuilds(deliveryId: string, buildIds: readonly string[]): Promise<void>;
+  /** The version's newest build that a webhook delivery queued less than `withinS` seconds ago (database clock), or null. */
+  findRecentWebhookBuild(versionId: number, withinS: number): Promise<Build | null>;
 }
 
 /** The builds as the pipeline moves them along (dispatch, completion, reaper, the builder health check). */
@@ -141,6 +143,12 @@ export interface Store
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
+
+/**
+ * A path on the service's machine with its symbolic links resolved, as far as it exists (the rest as written): how
+ * a `file://` clone URL is followed to where git would read it.
+ */
+export type RealPath = (path: string) => string;
 
 export type LogAttributes = Record<string, unknown>;
 

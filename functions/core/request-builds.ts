@@ -1,10 +1,11 @@
 // Build request use cases behind POST /buildAsync, POST /rebuild and POST /callback: validate, then in one
 // transaction find or queue the builds, then hand the new ones to the build queue. Nothing here waits for a build.
+import { displayCloneUrl, judgeCloneUrl, normalizeCloneUrl } from './clone-urls.js';
 import { ConflictError, ValidationError } from './errors.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { Build, BuildStatus, PackageName, Version } from './model.js';
 import { toBuildDTO, type BuildDTO } from './package-dto.js';
-import type { BuildQueue, BuildRequestStore, BuildRequestWrites, Log } from './ports.js';
+import type { BuildQueue, BuildRequestStore, BuildRequestWrites, Log, RealPath } from './ports.js';
 
 /** The configuration the build requests obey (functions/config.ts provides it). */
 export interface BuildRequestConfig {
@@ -23,6 +24,8 @@ export interface BuildRequestDeps {
   config: BuildRequestConfig;
   /** Where a failed hand-over to the queue is reported. */
   log: Log;
+  /** Follows a `file://` clone URL's links on this machine; absent, file:// paths are judged as written. */
+  realPath?: RealPath;
 }
 
 /** A build in a build request's answer: the BuildDTO of /builds plus where the build is. */
@@ -44,6 +47,8 @@ export interface BuildRequestAnswer {
   clone_url: string;
   versions: RequestedVersionDTO[];
   notify_email: boolean | string;
+  /** Only on /callback, when a failed build was answered instead of a new one: says so, and when a webhook may build it again. */
+  message?: string;
 }
 
 export interface VersionRequest {
@@ -64,65 +69,17 @@ export interface BuildRequest {
 /** The answer to a rebuild of an unknown build, byte for byte as the original said it. */
 export const NO_SUCH_BUILD = 'Validation failed: No such build!';
 
-const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
-const HTTP_SCHEME = /^https?:\/\//i;
-// Whitespace and control characters (C0, DEL, C1) and the Unicode spaces that look like nothing.
-const UNSAFE_CHARS = /[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]/u;
-const MAX_CLONE_URL = 1000;
-
-/**
- * Why `url` may not be cloned, or undefined when it may. It must start with one of the allowed
- * prefixes, at a path boundary when the prefix does not end with `/` (so `https://github.com` does
- * not admit `https://github.com.evil.example/`), and name something after it. Refused anyway: spaces
- * and control characters, a leading `-` (git would read an option), `..` path segments (also
- * percent-encoded), and credentials (`user@`) in an http(s) URL.
- */
-export function cloneUrlProblem(url: string, allowed: readonly string[]): string | undefined {
-  if (url.length === 0) return 'must not be empty';
-  if (url.length > MAX_CLONE_URL) return `must be at most ${MAX_CLONE_URL} characters`;
-  if (UNSAFE_CHARS.test(url)) return 'must not contain spaces or control characters';
-  if (url.startsWith('-')) return 'must not start with -';
-  const afterScheme = url.replace(SCHEME, '');
-  const slash = afterScheme.indexOf('/');
-  const authority = slash < 0 ? afterScheme : afterScheme.slice(0, slash);
-  if (HTTP_SCHEME.test(url) && authority.includes('@')) return 'must not carry credentials (user@host)';
-  const path = slash < 0 ? '' : afterScheme.slice(slash);
-  if (path.replace(/%2e/gi, '.').split(/[/\\]/).some((segment) => segment === '..')) {
-    return 'must not contain .. path segments';
-  }
-  const matches = (prefix: string) => url.startsWith(prefix) && (url.length === prefix.length
-    ? !prefix.endsWith('/')
-    : prefix.endsWith('/') || url[prefix.length] === '/');
-  if (!allowed.some((prefix) => prefix !== '' && matches(prefix))) {
-    return allowed.length === 0
-      ? 'is not allowed: no clone URL prefix is configured'
-      : `must start with one of: ${allowed.join(', ')}`;
-  }
-  return undefined;
-}
-
-/** The clone URL as the original echoed it: without protocol and `.git`. */
-export function displayCloneUrl(url: string): string {
-  return url.replace(SCHEME, '').replace(/\.git$/, '');
-}
-
-/**
- * The form two clone URLs are compared in: no protocol, no trailing `.git` or `/`, the host in lower
- * case (paths stay case-sensitive, as git servers may treat them).
- */
-export function normalizeCloneUrl(url: string): string {
-  const bare = url.replace(SCHEME, '').replace(/\/+$/, '').replace(/\.git$/, '').replace(/\/+$/, '');
-  const slash = bare.indexOf('/');
-  return slash < 0 ? bare.toLowerCase() : bare.slice(0, slash).toLowerCase() + bare.slice(slash);
-}
+export { cloneUrlProblem, displayCloneUrl, normalizeCloneUrl } from './clone-urls.js';
 
 function fullNameOf(pkg: PackageName): string {
   return `${pkg.namespace}/${pkg.name}`;
 }
 
-function assertCloneUrlAllowed(url: string, config: BuildRequestConfig, field = 'clone_url'): void {
-  const problem = cloneUrlProblem(url, config.allowedCloneUrls);
-  if (problem) throw new ValidationError(`Validation failed: ${field} ${problem}`);
+/** The URL in the canonical spelling that is stored and cloned; a 400 naming the problem when it may not be cloned. */
+function allowedCloneUrl(url: string, deps: Pick<BuildRequestDeps, 'config' | 'realPath'>, field = 'clone_url'): string {
+  const verdict = judgeCloneUrl(url, deps.config.allowedCloneUrls, deps.realPath);
+  if (!verdict.ok) throw new ValidationError(`Validation failed: ${field} ${verdict.problem}`);
+  return verdict.canonical;
 }
 
 /**
@@ -155,6 +112,8 @@ interface QueuedVersion {
   build: Build;
   /** True when this request created the build (false: an existing success or in-flight build was reused). */
   created: boolean;
+  /** True when `build` is a webhook's failed build of less than WEBHOOK_REBUILD_INTERVAL_S ago, answered instead of a new one. */
+  heldBack?: boolean;
 }
 
 interface Notify {
@@ -183,16 +142,33 @@ async function lockRepository(tx: BuildRequestWrites, pkg: PackageName, cloneUrl
   return repository;
 }
 
-/** Inside a transaction: per version, the build that makes a new one unnecessary, else a new queued one. */
+/**
+ * How long a webhook's failed build of a version holds back the next one a webhook asks for. The signature covers
+ * the body, not X-GitHub-Delivery, so a captured delivery replayed with fresh ids would otherwise rebuild a failed
+ * tag once per request; /rebuild and /buildAsync are not held back.
+ */
+export const WEBHOOK_REBUILD_INTERVAL_S = 3600;
+
+/**
+ * Inside a transaction: per version, the build that makes a new one unnecessary, else a new queued one. With
+ * `holdWebhookRebuilds` (a webhook), a failed build that a webhook queued less than WEBHOOK_REBUILD_INTERVAL_S ago
+ * is answered instead of a new one.
+ */
 async function queueVersions(
   tx: BuildRequestWrites, repositoryId: number, versions: readonly Required<VersionRequest>[], notify: Notify,
+  options: { holdWebhookRebuilds?: boolean } = {},
 ): Promise<QueuedVersion[]> {
   const queued: QueuedVersion[] = [];
   for (const v of versions) {
     const version = await tx.upsertVersion({ repositoryId, ref: v.ref, erlVersion: v.erlVersion });
     const existing = await tx.findReusableBuild(version.id);
+    const recent = !existing && options.holdWebhookRebuilds
+      ? await tx.findRecentWebhookBuild(version.id, WEBHOOK_REBUILD_INTERVAL_S)
+      : null;
     if (existing) {
       queued.push({ version, build: existing, created: false });
+    } else if (recent) {
+      queued.push({ version, build: recent, created: false, heldBack: true });
     } else {
       queued.push({ version, build: await tx.createBuild({ versionId: version.id, ...notify }), created: true });
     }
@@ -226,7 +202,20 @@ function toRequestedBuildDTO(build: Build, pkg: PackageName, version: { ref: str
   return { ...toBuildDTO(view), status: build.status };
 }
 
+/** Why a webhook's build was not queued again, naming the failed build answered instead. */
+function heldBackMessage(queued: readonly QueuedVersion[]): string | undefined {
+  const held = queued.filter((q) => q.heldBack);
+  if (held.length === 0) return undefined;
+  return held.map(({ version, build }) => {
+    const next = new Date(build.createdAt.getTime() + WEBHOOK_REBUILD_INTERVAL_S * 1000).toISOString();
+    return `not built again: ${version.ref} (OTP ${version.erlVersion}) failed in build ${build.id}, queued by a webhook`
+      + ` at ${build.createdAt.toISOString()}; a webhook builds a failed tag at most once an hour, so again from ${next}`
+      + ' (POST /rebuild builds it now)';
+  }).join('; ');
+}
+
 function answerOf(pkg: PackageName, cloneUrl: string, queued: readonly QueuedVersion[], notifyEmail: boolean | string): BuildRequestAnswer {
+  const message = heldBackMessage(queued);
   return {
     full_name: fullNameOf(pkg),
     clone_url: displayCloneUrl(cloneUrl),
@@ -237,6 +226,7 @@ function answerOf(pkg: PackageName, cloneUrl: string, queued: readonly QueuedVer
       builds: [toRequestedBuildDTO(build, pkg, version)],
     })),
     notify_email: notifyEmail,
+    ...(message ? { message } : {}),
   };
 }
 
@@ -244,14 +234,15 @@ function answerOf(pkg: PackageName, cloneUrl: string, queued: readonly QueuedVer
  * Queues builds of a package (POST /buildAsync).
  * Input: the package, its clone URL, the versions (ref, optional release) and whom to mail.
  * Output: the request echoed with each version's id and its build (new, or the one reused).
- * Primary course: the clone URL and the number of versions are checked before anything is written; then
+ * Primary course: the clone URL (judged and stored in its canonical spelling, clone-urls.ts) and the number of
+ * versions are checked before anything is written; then
  * in one transaction the repository (409 if registered with another URL), each version, and per version
  * either its existing success or in-flight build (build once) or a new queued build; after the commit
  * the new builds are enqueued and counted as BuildsQueued.
  */
 export async function requestBuilds(deps: BuildRequestDeps, request: BuildRequest): Promise<BuildRequestAnswer> {
   const { config } = deps;
-  assertCloneUrlAllowed(request.cloneUrl, config);
+  const cloneUrl = allowedCloneUrl(request.cloneUrl, deps);
   if (request.versions.length === 0) throw new ValidationError('Validation failed: versions must name at least one version');
   if (request.versions.length > config.maxVersionsPerRequest) {
     throw new ValidationError(`Validation failed: versions must hold at most ${config.maxVersionsPerRequest} entries`);
@@ -259,11 +250,11 @@ export async function requestBuilds(deps: BuildRequestDeps, request: BuildReques
   const versions = resolveVersions(request.versions, config);
   const notifyEmail = request.notifyEmail ?? true;
   const queued = await deps.store.transaction(async (tx) => {
-    const repository = await lockRepository(tx, request.pkg, request.cloneUrl);
+    const repository = await lockRepository(tx, request.pkg, cloneUrl);
     return queueVersions(tx, repository.id, versions, notifyOf(notifyEmail));
   });
   await handOver(deps, createdIds(queued));
-  return answerOf(request.pkg, request.cloneUrl, queued, notifyEmail);
+  return answerOf(request.pkg, cloneUrl, queued, notifyEmail);
 }
 
 /**
@@ -279,7 +270,7 @@ export async function rebuild(deps: BuildRequestDeps, buildId: string): Promise<
   if (!job) throw new ValidationError(NO_SUCH_BUILD);
   const pkg = { namespace: job.namespace, name: job.name };
   // The configuration may have narrowed since the package was first built.
-  assertCloneUrlAllowed(job.cloneUrl, deps.config, `the clone URL of ${fullNameOf(pkg)}`);
+  allowedCloneUrl(job.cloneUrl, deps, `the clone URL of ${fullNameOf(pkg)}`);
   const { build, created } = await deps.store.transaction(async (tx) => {
     await lockRepository(tx, pkg, job.cloneUrl);
     const inFlight = await tx.findReusableBuild(job.versionId, { inFlightOnly: true });
@@ -343,8 +334,9 @@ const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,100}$/;
  * Primary course: the clone URL must be `https://github.com/<full_name>` (with or without `.git`) and
  * allowed by the configuration; in one transaction the delivery is recorded (a redelivery stops here,
  * queueing nothing), and the tag is queued for the default release like /buildAsync, mailing the
- * commit's author; the delivery keeps the ids of the builds it created. No git or network work: the
- * answer comes at once.
+ * commit's author; the delivery keeps the ids of the builds it created. A version whose webhook build failed less
+ * than WEBHOOK_REBUILD_INTERVAL_S ago is not queued again: that build is answered, and `message` says so. No git or
+ * network work: the answer comes at once.
  */
 export async function requestTagBuild(deps: BuildRequestDeps, tag: TagCreated): Promise<BuildRequestAnswer | string> {
   const { config } = deps;
@@ -356,18 +348,18 @@ export async function requestTagBuild(deps: BuildRequestDeps, tag: TagCreated): 
   if (tag.cloneUrl !== github && tag.cloneUrl !== `${github}.git`) {
     throw new ValidationError(`Validation failed: repository.clone_url must be ${github} or ${github}.git`);
   }
-  assertCloneUrlAllowed(tag.cloneUrl, config, 'repository.clone_url');
+  const cloneUrl = allowedCloneUrl(tag.cloneUrl, deps, 'repository.clone_url');
   const versions = resolveVersions([{ ref: tag.ref }], config);
   const notifyEmail = true;
   const queued = await deps.store.transaction(async (tx) => {
     if (!(await tx.recordWebhookDelivery({ deliveryId, event: 'create' }))) return null;
-    const repository = await lockRepository(tx, tag.pkg, tag.cloneUrl);
-    const result = await queueVersions(tx, repository.id, versions, notifyOf(notifyEmail));
+    const repository = await lockRepository(tx, tag.pkg, cloneUrl);
+    const result = await queueVersions(tx, repository.id, versions, notifyOf(notifyEmail), { holdWebhookRebuilds: true });
     await tx.setWebhookDeliveryBuilds(deliveryId, createdIds(result));
     return result;
   });
   if (!queued) return `delivery ${deliveryId} was already handled`;
   deps.metrics.count('WebhookDeliveries');
   await handOver(deps, createdIds(queued));
-  return answerOf(tag.pkg, tag.cloneUrl, queued, notifyEmail);
+  return answerOf(tag.pkg, cloneUrl, queued, notifyEmail);
 }

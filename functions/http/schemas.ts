@@ -2,10 +2,9 @@
 // A namespace import: unlike `import { z }`, it lets esbuild leave out the parts of zod never used.
 import * as z from 'zod';
 import type { PackageName, VersionFilter } from '#core/model.js';
+import { isOtpRelease, refProblem } from '#core/version-names.js';
 
 const SEGMENT = /^[A-Za-z0-9._-]{1,100}$/;
-const REF = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
-const ERL_VERSION = /^[0-9]+(\.[0-9]+){0,3}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function isSegment(s: string): boolean {
@@ -34,13 +33,14 @@ export const fullName = z
     return { namespace, name };
   });
 
-/** A git tag naming a package version. */
-export const ref = z.string().refine((s) => REF.test(s) && !s.includes('..'), {
-  message: 'must be a git tag: a letter or digit, then up to 99 of A-Z a-z 0-9 . _ + - (no "..")',
+/** A git tag naming a package version (refProblem says what is refused, and why). */
+export const ref = z.string().superRefine((s, ctx) => {
+  const problem = refProblem(s);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem, input: s });
 });
 
-/** An OTP release such as "25" or "26.2". */
-export const erlVersion = z.string().regex(ERL_VERSION, {
+/** An OTP release such as "25" or "26.2", in its one spelling (no leading zeros, at most three parts). */
+export const erlVersion = z.string().refine(isOtpRelease, {
   message: 'must be an OTP release such as 25 or 26.2',
 });
 

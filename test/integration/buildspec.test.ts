@@ -460,7 +460,7 @@ describe('failed builds', () => {
     const run = await runBuild(repo, { ENOT_REF: makeRef(marker) });
 
     expect(run.result).toMatchObject({ status: 'failed', failure: 'ref' });
-    expect(run.result.message).toMatch(/^refusing ref ".*": a ref is a tag or branch name/);
+    expect(run.result.message).toMatch(/^refusing ref ".*": must be a git tag/);
     expect(run.log).not.toContain('git clone');
     expect(existsSync(marker)).toBe(false);
   });

@@ -53,9 +53,13 @@ describe('clone URLs', () => {
 
   it('refuses URLs outside the prefixes, at a path boundary, or naming nothing after a prefix ending in /', () => {
     for (const url of [
-      'https://gitlab.com/a/b', 'http://github.com/a/b', 'file:///srv/repos-evil/x', 'https://github.com/',
-      'https://git.example.org/other/x', 'HTTPS://github.com/a/b', 'ssh://git@github.com/a/b',
+      'https://gitlab.com/a/b', 'file:///srv/repos-evil/x', 'https://github.com/', 'https://git.example.org/other/x',
     ]) expect(cloneUrlProblem(url, allowed), url).toMatch(/^must start with one of: /);
+    // Transports other than https:// and file:// are refused whatever the prefixes; the scheme's case is not a difference.
+    for (const url of ['http://github.com/a/b', 'ssh://git@github.com/a/b']) {
+      expect(cloneUrlProblem(url, allowed), url).toMatch(/^must be an https:\/\/ or file:\/\/ URL/);
+    }
+    expect(cloneUrlProblem('HTTPS://github.com/a/b', allowed)).toBeUndefined();
     expect(cloneUrlProblem('https://github.com.evil.example/a/b', ['https://github.com'])).toMatch(/^must start with one of/);
     expect(cloneUrlProblem('https://github.com/a/b', ['https://github.com'])).toBeUndefined();
     expect(cloneUrlProblem('https://github.com/a/b', [])).toBe('is not allowed: no clone URL prefix is configured');

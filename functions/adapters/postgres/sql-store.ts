@@ -201,6 +201,23 @@ export class SqlStore implements Store {
       `UPDATE webhook_deliveries SET build_ids = string_to_array($2::text, ',') WHERE delivery_id = $1::text`,
       [deliveryId, buildIds.join(',')],
     );
+    if (buildIds.length === 0) return;
+    await this.client.query(
+      `UPDATE builds SET webhook_delivery_id = $1::text WHERE id = ANY (string_to_array($2::text, ',')::uuid[])`,
+      [deliveryId, buildIds.join(',')],
+    );
+  }
+
+  async findRecentWebhookBuild(versionId: number, withinS: number): Promise<Build | null> {
+    const rows = await this.client.query(
+      `SELECT ${BUILD_COLUMNS} FROM builds
+       WHERE version_id = $1::bigint AND webhook_delivery_id IS NOT NULL
+         AND created_at > now() - make_interval(secs => $2::double precision)
+       ORDER BY created_at DESC, id DESC
+       LIMIT 1`,
+      [versionId, withinS],
+    );
+    return rows.length > 0 ? toBuild(rows[0]) : null;
   }
 
   // --- the build queue ---
