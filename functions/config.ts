@@ -42,6 +42,17 @@ const schema = z.object({
   /** Lifetime of presigned download URLs. */
   ENOT_PRESIGN_TTL_S: z.coerce.number().int().positive().default(300),
   ENOT_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  // The local server's limits on what a client may hold (seconds may be fractions, for tests).
+  /** Time to receive a request's headers (408 past it). */
+  ENOT_HTTP_HEADERS_TIMEOUT_S: z.coerce.number().positive().default(10),
+  /** Time to receive a whole request, headers and body (408 past it). */
+  ENOT_HTTP_REQUEST_TIMEOUT_S: z.coerce.number().positive().default(30),
+  /** Longest pause between two pieces of a request body (408 past it). */
+  ENOT_HTTP_BODY_IDLE_TIMEOUT_S: z.coerce.number().positive().default(10),
+  /** Open connections at once; more are closed as they arrive. */
+  ENOT_HTTP_MAX_CONNECTIONS: z.coerce.number().int().positive().default(256),
+  /** Largest request line plus headers, in bytes (431 above). */
+  ENOT_HTTP_MAX_HEADER_BYTES: z.coerce.number().int().min(1024).default(16 * 1024),
   // AWS runtime (set by the CDK stack on every function)
   ENOT_BUCKET: optional,
   ENOT_DB_CLUSTER_ARN: optional,
@@ -78,6 +89,14 @@ export interface Config {
   maxBodyBytes: number;
   presignTtlS: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** The local server's connection limits. */
+  http: {
+    headersTimeoutS: number;
+    requestTimeoutS: number;
+    bodyIdleTimeoutS: number;
+    maxConnections: number;
+    maxHeaderBytes: number;
+  };
   aws: {
     region?: string;
     bucket?: string;
@@ -101,6 +120,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new Error(`Invalid configuration: ${problems}`);
   }
   const e = parsed.data;
+  // node refuses a headers limit past the whole request's, and it would mean nothing.
+  if (e.ENOT_HTTP_HEADERS_TIMEOUT_S > e.ENOT_HTTP_REQUEST_TIMEOUT_S) {
+    throw new Error('Invalid configuration: ENOT_HTTP_HEADERS_TIMEOUT_S must not exceed ENOT_HTTP_REQUEST_TIMEOUT_S');
+  }
   return {
     runtime: e.ENOT_RUNTIME,
     port: e.PORT,
@@ -120,6 +143,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBodyBytes: e.ENOT_MAX_BODY_BYTES,
     presignTtlS: e.ENOT_PRESIGN_TTL_S,
     logLevel: e.ENOT_LOG_LEVEL,
+    http: {
+      headersTimeoutS: e.ENOT_HTTP_HEADERS_TIMEOUT_S,
+      requestTimeoutS: e.ENOT_HTTP_REQUEST_TIMEOUT_S,
+      bodyIdleTimeoutS: e.ENOT_HTTP_BODY_IDLE_TIMEOUT_S,
+      maxConnections: e.ENOT_HTTP_MAX_CONNECTIONS,
+      maxHeaderBytes: e.ENOT_HTTP_MAX_HEADER_BYTES,
+    },
     aws: {
       region: e.AWS_REGION,
       bucket: e.ENOT_BUCKET,

@@ -13,6 +13,7 @@ import { logEnabled, processLogger, requestLogger, type LogLevel, type RequestLo
 import {
   correlationIdOf, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, routeNameOf,
 } from './observability.js';
+import { invalidParameter } from './parameter-text.js';
 import { parseWith, type Source } from './schemas.js';
 
 /**
@@ -248,7 +249,11 @@ export interface Schemas {
 // What an absent query string or path parameter map validates as; zod never writes to its input.
 const NOTHING: Readonly<Record<string, string>> = Object.freeze({});
 
-/** Validates body, query and path parameters; the first failing part gives a 400 naming its fields. */
+/**
+ * Checks every path and query parameter, named by a schema or not, for text a schema must never see (NUL,
+ * control characters, invalid bytes); then validates body, query and path parameters. The first failing part
+ * gives a 400 naming its fields.
+ */
 export function validate(schemas: Schemas): ApiMiddleware {
   // Which parts this endpoint checks, in the order they are reported: decided once, not per request.
   const parts = (['path', 'query', 'body'] as const)
@@ -262,7 +267,12 @@ export function validate(schemas: Schemas): ApiMiddleware {
   return {
     name: 'validate',
     before: (request) => {
-      const state = stateOf(request.event);
+      const event = request.event;
+      const invalid = invalidParameter('path', event.pathParameters)
+        ?? invalidParameter('query', event.multiValueQueryStringParameters)
+        ?? invalidParameter('query', event.queryStringParameters);
+      if (invalid) throw new ValidationError(invalid);
+      const state = stateOf(event);
       for (const { source, schema } of parts) {
         const parsed = parseWith(schema, source, inputOf(source, request.event, state));
         if (!parsed.ok) throw new ValidationError(parsed.message);

@@ -1,5 +1,6 @@
 // Matches a method and path against the route table (functions/routes.ts), for the local server.
 import { routes as allRoutes, type Route } from '#functions/routes.js';
+import { decodeComponent } from './percent-decoding.js';
 
 export type RouteMatch =
   | { kind: 'found'; route: Route; pathParameters: Record<string, string> }
@@ -25,14 +26,6 @@ function compileTemplate(template: string): CompiledRoute['segments'] {
   });
 }
 
-function decode(segment: string): string | null {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return null;
-  }
-}
-
 /** The parameters when the split path fits the compiled template, else null. */
 function matchSegments(want: CompiledRoute['segments'], got: string[]): Record<string, string> | null {
   if (want.length !== got.length) return null;
@@ -45,7 +38,8 @@ function matchSegments(want: CompiledRoute['segments'], got: string[]): Record<s
   for (let i = 0; i < want.length; i++) {
     const w = want[i];
     if (typeof w === 'string') continue;
-    const value = decode(got[i]);
+    // A malformed escape still routes: the parameter check answers it with a 400 naming the parameter.
+    const value = decodeComponent(got[i]);
     if (!value) return null;
     params[w.param] = value;
   }

@@ -6,14 +6,19 @@ import type { Route } from '#functions/routes.js';
 import { useDeps, type Deps } from '#functions/wiring.js';
 import type { ApiHandler } from '#http/endpoint.js';
 import { fail, type HttpResult } from '#http/envelope.js';
-import { errorResult } from '#http/errors.js';
+import { errorResult, statusOf } from '#http/errors.js';
 import { logEnabled, requestLogger, type LogLevel } from '#functions/log.js';
 import { correlationIdOf } from '#http/observability.js';
 import { matchRoute } from '#http/router.js';
+import { clientErrorListener } from './client-errors.js';
 import {
-  BodyTooLarge, headerMaps, lambdaContext, parseTarget, readBody, toEvent, type HeaderMaps, type Target,
+  BodyIdle, BodyTooLarge, ClientGone, headerMaps, lambdaContext, parseTarget, readBody, toEvent,
+  type HeaderMaps, type Target,
 } from './http-event.js';
 import { sendResult } from './http-response.js';
+
+/** At most one warning per this many ms about connections refused at the cap, however many there are. */
+const DROP_WARNING_EVERY_MS = 10_000;
 
 export interface LocalServerOptions {
   deps: Deps;
@@ -64,6 +69,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const logLevel: LogLevel = deps.config.logLevel;
   const levelOf = () => logLevel;
   const maxBodyBytes = deps.config.maxBodyBytes;
+  const limits = deps.config.http;
+  const bodyLimits = { maxBytes: maxBodyBytes, idleS: limits.bodyIdleTimeoutS };
+  const serverLog = () => requestLogger({ route: 'unknown' }, levelOf);
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
@@ -82,9 +90,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     }
     let body: Buffer;
     try {
-      const read = readBody(req, maps.headers, maxBodyBytes);
+      const read = readBody(req, maps.headers, bodyLimits);
       body = read instanceof Buffer ? read : await read;
     } catch (e) {
+      if (e instanceof BodyIdle) {
+        // Nothing more is read from a client this slow: answer, and the connection closes after the answer.
+        res.shouldKeepAlive = false;
+        return errorResult(e, requestId);
+      }
       if (!(e instanceof BodyTooLarge)) throw e;
       // Stop buffering; what the client still sends is discarded, and the connection closes after the answer.
       req.resume();
@@ -104,29 +117,44 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     // The same correlation id and route the handler's own lines carry (it reads the same header).
     const correlationId = correlationIdOf(maps.headers, requestId);
     let route = 'unknown';
-    let result: HttpResult;
+    let result: HttpResult | undefined;
     try {
       const target = parseTarget(req.url ?? '/');
       const match = matchRoute(req.method ?? 'GET', target.pathname);
       if (match.kind === 'found') route = match.route.name;
       result = await answer(req, res, requestId, target, maps, match);
     } catch (e) {
-      requestLogger({ correlation_id: correlationId, route }, levelOf).error('unhandled error', e);
-      result = errorResult(e, requestId);
+      if (e instanceof ClientGone) {
+        // Nobody is left to answer; that is the client's choice, not a fault of the server.
+        res.destroy();
+      } else {
+        if (statusOf(e) === undefined) requestLogger({ correlation_id: correlationId, route }, levelOf).error('unhandled error', e);
+        result = errorResult(e, requestId);
+      }
     }
-    await sendResult(req, res, result, requestId, correlationId);
+    if (result) await sendResult(req, res, result, requestId, correlationId);
     if (logEnabled('info', logLevel)) {
+      // A client that left (mid-body, or mid-answer: a download cut off) is said so on this info line.
+      const disconnected = !result ? 'before its request body was complete'
+        : !res.writableFinished ? 'before the whole answer was sent' : undefined;
       requestLogger({ correlation_id: correlationId, route }, levelOf).info('request', {
         requestId,
         method: req.method,
         path: (req.url ?? '/').split('?')[0],
-        status: result.statusCode,
+        status: result?.statusCode,
+        ...(disconnected ? { disconnected } : {}),
         ms: Math.round(performance.now() - started),
       });
     }
   }
 
-  const server = createServer((req, res) => {
+  const server = createServer({
+    headersTimeout: limits.headersTimeoutS * 1000,
+    requestTimeout: limits.requestTimeoutS * 1000,
+    maxHeaderSize: limits.maxHeaderBytes,
+    // How often node looks for requests past those limits: often enough that a limit is kept to about a tenth.
+    connectionsCheckingInterval: Math.max(50, Math.min(limits.headersTimeoutS, 30) * 100),
+  }, (req, res) => {
     inFlight++;
     serve(req, res)
       .catch(() => res.destroy())
@@ -134,6 +162,22 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
         inFlight--;
         if (inFlight === 0) drained?.();
       });
+  });
+
+  server.maxConnections = limits.maxConnections;
+  server.on('clientError', clientErrorListener(limits, serverLog));
+  // Over the cap node closes each new connection at once, unanswered; the log says so, a line per 10 s at most.
+  let dropped = 0;
+  let lastDropWarning = -Infinity;
+  server.on('drop', () => {
+    dropped++;
+    const now = performance.now();
+    if (now - lastDropWarning < DROP_WARNING_EVERY_MS) return;
+    lastDropWarning = now;
+    serverLog().warn('connections refused: the server is at its connection cap', {
+      maxConnections: limits.maxConnections, refused: dropped,
+    });
+    dropped = 0;
   });
 
   await new Promise<void>((resolve, reject) => {

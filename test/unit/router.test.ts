@@ -9,11 +9,16 @@ describe('matchPath', () => {
     expect(matchPath('/download_erts/{version}', '/download_erts/26%2E2')).toEqual({ version: '26.2' });
   });
 
-  it('refuses empty, extra and malformed segments', () => {
+  it('refuses empty and extra segments', () => {
     expect(matchPath('/download/{id}', '/download/')).toBeNull();
     expect(matchPath('/download/{id}', '/download/a/b')).toBeNull();
-    expect(matchPath('/download/{id}', '/download/%E0%A4%A')).toBeNull();
     expect(matchPath('/search', '/searches')).toBeNull();
+  });
+
+  it('routes a malformed escape with U+FFFD in its place, for the parameter check to refuse with a 400', () => {
+    expect(matchPath('/download/{id}', '/download/%E0%A4%A')).toEqual({ id: '\ufffd\ufffdA' });
+    expect(matchPath('/download/{id}', '/download/%zz')).toEqual({ id: '\ufffdzz' });
+    expect(matchPath('/download/{id}', '/download/a%2Fb')).toEqual({ id: 'a/b' });
   });
 });
 
