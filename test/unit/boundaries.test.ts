@@ -1,7 +1,8 @@
 // The layers of functions/, read from the imports of every file: core at the centre, http and the entry points
 // around it, adapters behind the ports, wiring.ts the one place that builds adapters for the entry points.
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, posix, relative } from 'node:path';
+import { join, posix, relative } from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../infra/paths.js';
 
@@ -15,22 +16,24 @@ const SUBPATHS: Record<string, string> = {
   '#functions/': 'functions/',
 };
 
-// `import ... from 'x'`, `export ... from 'x'`, `import 'x'` and `import('x')`, type-only ones included: a type
-// import still ties a layer to another's shape.
-const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
+/** Every module a file names: imports, re-exports, dynamic imports, `import x = require()` and `require()` calls. */
+function specifiersOf(source: string): string[] {
+  // TypeScript's own scanner, so multi-line imports, comments and strings are read as the compiler reads them.
+  const scanned = ts.preProcessFile(source, true, true).importedFiles.map((f) => f.fileName);
+  // require() and createRequire(...)(x), and import() of a template literal, are caught by their text.
+  const required = [...source.matchAll(/(?:\brequire|createRequire\([^)]*\))\s*\(\s*[`'"]([^`'"$]+)[`'"]/g)].map((m) => m[1]);
+  const dynamic = [...source.matchAll(/\bimport\s*\(\s*`([^`$]+)`/g)].map((m) => m[1]);
+  return [...new Set([...scanned, ...required, ...dynamic])];
+}
 
 /** What a file imports: repository paths (`functions/core/ports.js`) for our modules, package names otherwise. */
 export function importsOf(file: string, source: string): string[] {
-  const found: string[] = [];
-  for (const m of source.matchAll(IMPORT)) {
-    const spec = m[1] ?? m[2] ?? m[3];
-    if (!spec) continue;
+  return specifiersOf(source).map((spec) => {
     const prefix = Object.keys(SUBPATHS).find((p) => spec.startsWith(p));
-    if (prefix) found.push(SUBPATHS[prefix] + spec.slice(prefix.length));
-    else if (spec.startsWith('.')) found.push(posix.normalize(posix.join(posix.dirname(file), spec)));
-    else found.push(spec);
-  }
-  return found;
+    if (prefix) return SUBPATHS[prefix] + spec.slice(prefix.length);
+    if (spec.startsWith('.')) return posix.normalize(posix.join(posix.dirname(file), spec));
+    return spec;
+  });
 }
 
 interface Rule {
@@ -39,20 +42,48 @@ interface Rule {
   /** What they may not import, as a test of the import. */
   forbids: (target: string) => boolean;
   why: string;
+  /** Also through the modules under functions/ it imports, and theirs. */
+  transitive?: boolean;
+}
+
+/** Our modules by their import path: `x.js` is the file `x.ts` (or `x.mts` for `.mjs`), as tsc resolves it. */
+function sourceOf(files: ReadonlyMap<string, string>, target: string): string | undefined {
+  const candidates = [target, target.replace(/\.js$/, '.ts'), target.replace(/\.mjs$/, '.mts')];
+  for (const c of candidates) if (files.has(c)) return c;
+  return undefined;
+}
+
+/** Everything a file reaches: its imports, and for our own modules, theirs in turn. */
+function reachable(files: ReadonlyMap<string, string>, file: string): string[] {
+  const seen = new Set<string>();
+  const queue = [file];
+  while (queue.length > 0) {
+    const current = queue.pop()!;
+    for (const target of importsOf(current, files.get(current) ?? '')) {
+      if (seen.has(target)) continue;
+      seen.add(target);
+      const next = sourceOf(files, target);
+      if (next && next !== file) queue.push(next);
+    }
+  }
+  return [...seen];
 }
 
 const isOurs = (t: string) => t.startsWith('functions/');
+/** The Node modules the core may use: pure computation and types, nothing that loads code or touches the machine. */
+const CORE_NODE_MODULES = new Set(['node:crypto', 'node:stream', 'node:buffer', 'node:util']);
+const isWiring = (t: string) => t.startsWith('functions/wiring.') || t.startsWith('functions/service-endpoint.');
 const RULES: Rule[] = [
   {
     from: /^functions\/core\//,
-    // Node's own modules (crypto, streams) are no SDK; the rest of the world is.
-    forbids: (t) => (isOurs(t) ? !t.startsWith('functions/core/') : !(t === 'zod' || t.startsWith('node:'))),
-    why: 'core/ imports only core/, zod and node: builtins',
+    forbids: (t) => (isOurs(t) ? !t.startsWith('functions/core/') : !(t === 'zod' || CORE_NODE_MODULES.has(t))),
+    why: `core/ imports only core/, zod and ${[...CORE_NODE_MODULES].join(', ')}`,
   },
   {
     from: /^functions\/http\//,
-    forbids: (t) => t === 'functions/wiring.js' || t === 'functions/wiring.ts' || t.startsWith('functions/adapters/'),
-    why: 'http/ imports neither wiring nor adapters/',
+    forbids: (t) => isWiring(t) || t.startsWith('functions/adapters/'),
+    why: 'http/ reaches neither wiring nor adapters/, directly or through another module',
+    transitive: true,
   },
   {
     from: /^functions\/(api|workers)\//,
@@ -72,7 +103,7 @@ export function violations(files: ReadonlyMap<string, string>): string[] {
   for (const [file, source] of files) {
     for (const rule of RULES) {
       if (!rule.from.test(file)) continue;
-      for (const target of importsOf(file, source)) {
+      for (const target of rule.transitive ? reachable(files, file) : importsOf(file, source)) {
         if (rule.forbids(target)) found.push(`${file} -> ${target} (${rule.why})`);
       }
     }
@@ -84,7 +115,7 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return sourceFiles(path);
-    return /\.(ts|mts|mjs|js)$/.test(entry.name) ? [path] : [];
+    return /\.(ts|mts|cts|tsx|mjs|cjs|js)$/.test(entry.name) ? [path] : [];
   });
 }
 
@@ -107,10 +138,24 @@ describe('layer boundaries under functions/', () => {
       ['functions/api/e.ts', "const m = await import('#adapters/secrets/webhook-secret.js');"],
       ['functions/workers/f.ts', "import '../adapters/queue/sqs-build-queue.js';"],
       ['functions/adapters/g/h.ts', "import { ok } from '#http/envelope.js';"],
+      // The forms a line-by-line reader misses.
+      ['functions/core/i.ts', "import {\n  a, // the store's\n  b,\n} from '#adapters/x.js';"],
+      ['functions/core/j.ts', "const m = await import(`#adapters/x.js`);"],
+      ['functions/core/k.ts', "const pg = createRequire(import.meta.url)('pg');"],
+      ['functions/core/l.ts', "import pg = require('pg');"],
+      ['functions/core/m.ts', "const x = 1; import { y } from '../wiring.js';"],
+      ['functions/core/n.ts', "import { createRequire } from 'node:module';"],
+      // http/ through a module that is not itself an adapter or wiring.
+      ['functions/http/o.ts', "import { endpoint } from '#functions/service-endpoint.js';"],
+      ['functions/http/p.ts', "import { q } from './q.js';"],
+      ['functions/http/q.ts', "import { r } from '../r.js';"],
+      ['functions/r.ts', "import { S3BlobStore } from './adapters/blob/s3-blob-store.js';"],
     ]);
     expect(violations(files).map((v) => v.split(' -> ')[0])).toEqual([
       'functions/core/a.ts', 'functions/core/a.ts', 'functions/core/b.ts', 'functions/http/c.ts', 'functions/http/d.ts',
       'functions/api/e.ts', 'functions/workers/f.ts', 'functions/adapters/g/h.ts',
+      'functions/core/i.ts', 'functions/core/j.ts', 'functions/core/k.ts', 'functions/core/l.ts', 'functions/core/m.ts',
+      'functions/core/n.ts', 'functions/http/o.ts', 'functions/http/p.ts', 'functions/http/q.ts',
     ]);
   });
 
@@ -124,6 +169,5 @@ describe('layer boundaries under functions/', () => {
     ]);
     expect(violations(files)).toEqual([]);
     expect(importsOf('functions/api/c.ts', "import { x } from '../core/x.js';")).toEqual(['functions/core/x.js']);
-    expect(dirname('functions/api/c.ts')).toBe('functions/api');
   });
 });
