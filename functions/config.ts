@@ -27,6 +27,8 @@ const schema = z.object({
   }),
   ENOT_BUILD_TIMEOUT_S: z.coerce.number().int().positive().default(900),
   ENOT_BUILD_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  /** Seconds a local worker's claim on a build lasts without a heartbeat; then another worker takes the build over. */
+  ENOT_BUILD_LEASE_S: z.coerce.number().min(1).default(30),
   /** A build log's cap; past it the log ends with a truncation note. */
   ENOT_BUILD_LOG_MAX_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** `auto`: compile under bubblewrap without network when bwrap works here; `off`: never. */
@@ -79,6 +81,8 @@ export interface Config {
   defaultErlVersion?: string;
   buildTimeoutS: number;
   buildConcurrency: number;
+  /** How long a local worker's lease on an in-flight build lasts without a heartbeat (it renews it every third). */
+  buildLeaseS: number;
   buildLogMaxBytes: number;
   sandbox: 'auto' | 'off';
   cloneRewrite?: { prefix: string; replacement: string };
@@ -134,6 +138,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultErlVersion: e.ENOT_DEFAULT_ERL_VERSION,
     buildTimeoutS: e.ENOT_BUILD_TIMEOUT_S,
     buildConcurrency: e.ENOT_BUILD_CONCURRENCY,
+    buildLeaseS: e.ENOT_BUILD_LEASE_S,
     buildLogMaxBytes: e.ENOT_BUILD_LOG_MAX_BYTES,
     sandbox: e.ENOT_SANDBOX,
     cloneRewrite: parseRewrite(e.ENOT_CLONE_REWRITE),

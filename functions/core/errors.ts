@@ -49,3 +49,29 @@ export class ChecksumMismatchError extends Error {
     this.name = 'ChecksumMismatchError';
   }
 }
+
+/**
+ * The database cannot be reached now (down, restarting, resuming, timed out) but may be soon: every Store driver
+ * turns its own "unreachable" errors into this, so callers can retry (the local worker) or answer 503 (HTTP).
+ * The message says only that; the driver's error, which may name hosts, is the cause.
+ */
+export class DatabaseUnavailableError extends Error {
+  /** How long a client should wait before asking again. */
+  static readonly RETRY_AFTER_S = 5;
+
+  constructor(readonly code: string, options?: { cause?: unknown }) {
+    super(`the database is unavailable (${code})`, options);
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/** Another live process owns a data directory that takes one owner (PGlite's): this one must not touch it. */
+export class DataDirectoryInUseError extends Error {
+  constructor(readonly dir: string, readonly owner: { pid: number; startedAt: string; host?: string }) {
+    super(
+      `the data directory ${dir} is in use by process ${owner.pid}${owner.host ? ` on ${owner.host}` : ''}, ` +
+      `running since ${owner.startedAt}: stop that service first, or give this one another ENOT_DATA_DIR`,
+    );
+    this.name = 'DataDirectoryInUseError';
+  }
+}

@@ -82,15 +82,36 @@ export interface BuildRequestStore extends Pick<BuildRecords, 'getBuildJob'> {
   transaction<T>(fn: (tx: BuildRequestWrites) => Promise<T>): Promise<T>;
 }
 
-/** The Store as the local build queue (the local worker; SQS stands in for it on AWS). */
+/**
+ * The Store as the local build queue (the local worker; SQS stands in for it on AWS). Several workers may share
+ * it: each in-flight build carries a lease (its worker's id and a heartbeat the worker renews), and only a build
+ * whose lease expired is taken over by another worker.
+ */
 export interface LocalQueueStore extends BuildRecords {
   /**
    * Claims up to `limit` queued builds, oldest first, moving them to `starting` (UPDATE ... FOR UPDATE
-   * SKIP LOCKED: concurrent workers never claim the same build). Returns their ids.
+   * SKIP LOCKED: concurrent workers never claim the same build), leased to `workerId` when given. Returns their ids.
    */
-  claimQueuedBuilds(limit: number): Promise<string[]>;
-  /** Moves every `starting`/`running` build back to `queued` (a local worker restarting: their processes are gone). */
+  claimQueuedBuilds(limit: number, workerId?: string): Promise<string[]>;
+  /** Moves every `starting`/`running` build back to `queued`, whoever holds it (tests, tools; workers use leases). */
   requeueInFlightBuilds(message: string): Promise<string[]>;
+  /** Renews the heartbeat of those of `buildIds` that `workerId` still holds in flight; returns those ids. */
+  renewLeases(workerId: string, buildIds: readonly string[]): Promise<string[]>;
+  /**
+   * Takes over, for `workerId`, up to `limit` in-flight builds of other workers whose heartbeat is `leaseS` seconds
+   * old or older, or that carry none (claimed before leases, or by hand); conditional, so two workers never take
+   * the same build. Returns their ids.
+   */
+  takeOverExpiredLeases(workerId: string, leaseS: number, limit: number): Promise<string[]>;
+  /**
+   * Whether `workerId` holds build `id` in flight. Inside a transaction it also locks the build until the
+   * transaction ends, so no other worker can take it over while its end is recorded.
+   */
+  holdsLease(id: string, workerId: string): Promise<boolean>;
+  /** Puts those of `buildIds` that `workerId` holds in flight back in the queue, lease cleared; returns those ids. */
+  requeueLeasedBuilds(workerId: string, buildIds: readonly string[], message: string): Promise<string[]>;
+  /** Whether a worker other than `workerId` holds a build in flight with a heartbeat younger than `leaseS` seconds. */
+  hasLiveLeasesOfOthers(workerId: string, leaseS: number): Promise<boolean>;
 }
 
 /** The package reads of the legacy API (/search, /builds, /versions, /last_builds). */

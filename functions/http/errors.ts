@@ -1,6 +1,6 @@
 // THE one place where errors become HTTP responses: typed domain errors -> status, anything else -> 500.
 import {
-  ChecksumMismatchError, ConflictError, NotFoundError, UnauthorizedError, ValidationError,
+  ChecksumMismatchError, ConflictError, DatabaseUnavailableError, NotFoundError, UnauthorizedError, ValidationError,
 } from '#core/errors.js';
 import { fail, type Headers, type HttpResult } from './envelope.js';
 
@@ -23,6 +23,7 @@ export function statusOf(error: unknown): number | undefined {
   if (error instanceof UnauthorizedError) return 401;
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
+  if (error instanceof DatabaseUnavailableError) return 503;
   if (error instanceof ChecksumMismatchError) return 503;
   return undefined;
 }
@@ -34,6 +35,13 @@ export function statusOf(error: unknown): number | undefined {
  */
 export function errorResult(error: unknown, requestId: string): HttpResult {
   const status = statusOf(error);
+  if (error instanceof DatabaseUnavailableError) {
+    // An outage is not the request's fault and passes: say when to come back, and nothing of the driver's error.
+    const after = DatabaseUnavailableError.RETRY_AFTER_S;
+    return fail(503, `Service unavailable: the database cannot be reached right now; retry in ${after} s`, {
+      'Retry-After': String(after),
+    });
+  }
   if (status !== undefined) {
     const headers = error instanceof HttpError ? error.headers : {};
     return fail(status, (error as Error).message, headers);

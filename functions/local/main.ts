@@ -1,6 +1,7 @@
 // `npm start`: the whole service in one process on PORT, data in ENOT_DATA_DIR (PGlite unless DATABASE_URL),
 // building with the Erlang/OTP installed here.
 import { join } from 'node:path';
+import { DataDirectoryInUseError } from '#core/errors.js';
 import { loadConfig, type Config } from '#functions/config.js';
 import { LocalBuildQueue } from '#adapters/queue/local-build-queue.js';
 import { buildDeps } from '#functions/wiring.js';
@@ -74,6 +75,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
+  if (e instanceof DataDirectoryInUseError) {
+    // Refused before anything in the directory was read or written: say whose it is, no stack.
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'startup refused', error: e.message, owner: e.owner }) + '\n');
+    process.exit(1);
+  }
   process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'startup failed', error: String(e), stack: (e as Error)?.stack }) + '\n');
   process.exit(1);
 });

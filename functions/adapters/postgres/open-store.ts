@@ -6,6 +6,7 @@ import type { DataApiOptions } from './data-api-client.js';
 import { runMigrations, type Migration } from './migrations.js';
 import type { SqlClient } from './sql-client.js';
 import { SqlStore } from './sql-store.js';
+import { dataApiUnavailable, pgliteUnavailable, pgUnavailable, reportingUnavailable } from './unavailable.js';
 
 export { runMigrations, loadMigrations, type Migration } from './migrations.js';
 export type { DataApiOptions } from './data-api-client.js';
@@ -38,13 +39,16 @@ export async function openStore(config: Config): Promise<Store> {
 export async function openPgStore(url: string): Promise<SqlStore> {
   // Imported on demand so a Lambda bundle can leave out the drivers it never opens.
   const { createPgClient } = await import('./pg-client.js');
-  return openMigrated(createPgClient(url), true);
+  return openMigrated(reportingUnavailable(createPgClient(url), pgUnavailable), true);
 }
 
-/** A Store over PGlite in `dir`, or in memory when undefined, migrated. Call close() or the process stays up. */
+/**
+ * A Store over PGlite in `dir`, or in memory when undefined, migrated. Call close() or the process stays up.
+ * Throws DataDirectoryInUseError, having touched nothing, when another live process has `dir` open.
+ */
 export async function openPgliteStore(dir?: string): Promise<SqlStore> {
   const { createPgliteClient } = await import('./pglite-client.js');
-  return openMigrated(await createPgliteClient(dir), true);
+  return openMigrated(reportingUnavailable(await createPgliteClient(dir), pgliteUnavailable), true);
 }
 
 /** A Store over the RDS Data API, migrated unless `migrate` is false. */
@@ -52,7 +56,7 @@ export async function openDataApiStore(
   options: DataApiOptions & { migrate?: boolean; migrations?: Migration[] },
 ): Promise<SqlStore> {
   const { createDataApiClient } = await import('./data-api-client.js');
-  return openMigrated(createDataApiClient(options), options.migrate ?? true, options.migrations);
+  return openMigrated(reportingUnavailable(createDataApiClient(options), dataApiUnavailable), options.migrate ?? true, options.migrations);
 }
 
 async function openMigrated(client: SqlClient, migrate: boolean, migrations?: Migration[]): Promise<SqlStore> {

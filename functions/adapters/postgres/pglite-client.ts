@@ -1,6 +1,8 @@
 // SqlClient over embedded PGlite (WASM Postgres) with pg_trgm; data in a directory, or in memory.
 import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Transaction } from '@electric-sql/pglite';
+import { lockDataDir } from './data-dir-lock.js';
 import type { QueryOptions, SqlClient, SqlParam, SqlRow } from './sql-client.js';
 import { StatementNames } from './statement-names.js';
 
@@ -65,16 +67,26 @@ function boundClient(
 
 /**
  * Opens PGlite in `dir` (created when missing), or in memory when `dir` is undefined.
- * close() must be called: an open PGlite keeps the process alive.
+ * A directory takes one owner: while another live process has it open, this throws DataDirectoryInUseError
+ * before anything in it is read or written (see data-dir-lock.ts).
+ * close() must be called: an open PGlite keeps the process alive, and the lock is released by it.
  * `maxPrepared` caps the texts run as prepared statements.
  */
 export async function createPgliteClient(dir?: string, options: { maxPrepared?: number } = {}): Promise<SqlClient> {
-  if (dir !== undefined) await mkdir(dir, { recursive: true });
-  // Imported here, not at the top: Lambda bundles leave PGlite out, and esbuild would hoist a static import.
-  const [{ PGlite }, { pg_trgm }] = await Promise.all([
-    import('@electric-sql/pglite'), import('@electric-sql/pglite/contrib/pg_trgm'),
-  ]);
-  const db = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), extensions: { pg_trgm } });
+  if (dir !== undefined) await mkdir(dirname(dir), { recursive: true });
+  const lock = dir === undefined ? undefined : await lockDataDir(dir);
+  let db: import('@electric-sql/pglite').PGlite;
+  try {
+    if (dir !== undefined) await mkdir(dir, { recursive: true });
+    // Imported here, not at the top: Lambda bundles leave PGlite out, and esbuild would hoist a static import.
+    const [{ PGlite }, { pg_trgm }] = await Promise.all([
+      import('@electric-sql/pglite'), import('@electric-sql/pglite/contrib/pg_trgm'),
+    ]);
+    db = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), extensions: { pg_trgm } });
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
   const quoting = await db.query<{ on: string }>(`SELECT current_setting('standard_conforming_strings') AS on`);
   const statements = new PreparedStatements(quoting.rows[0]?.on === 'on', options.maxPrepared);
 
@@ -86,6 +98,10 @@ export async function createPgliteClient(dir?: string, options: { maxPrepared?: 
     });
 
   return boundClient(db, statements, transaction, async () => {
-    if (!db.closed) await db.close();
+    try {
+      if (!db.closed) await db.close();
+    } finally {
+      await lock?.release();
+    }
   });
 }

@@ -222,7 +222,7 @@ export class SqlStore implements Store {
 
   // --- the build queue ---
 
-  async claimQueuedBuilds(limit: number): Promise<string[]> {
+  async claimQueuedBuilds(limit: number, workerId?: string): Promise<string[]> {
     const n = Math.max(0, Math.floor(limit));
     if (n === 0) return [];
     // The pick is MATERIALIZED: as a plain `id IN (subquery)` the planner may run the subquery again for
@@ -235,11 +235,12 @@ export class SqlStore implements Store {
          LIMIT $1::bigint
          FOR UPDATE SKIP LOCKED
        )
-       UPDATE builds b SET status = 'starting', started_at = now()
+       UPDATE builds b SET status = 'starting', started_at = now(), worker_id = $2::text,
+         heartbeat_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END
        FROM picked
        WHERE b.id = picked.id AND b.status = 'queued'
        RETURNING b.id, b.created_at`,
-      [n],
+      [n, workerId ?? null],
     );
     return rows
       .map((r) => ({ id: String(r.id), at: toDate(r.created_at).getTime() }))
@@ -249,12 +250,89 @@ export class SqlStore implements Store {
 
   async requeueInFlightBuilds(message: string): Promise<string[]> {
     const rows = await this.client.query(
-      `UPDATE builds SET status = 'queued', started_at = NULL, builder_id = NULL, message = $1::text
+      `UPDATE builds SET status = 'queued', started_at = NULL, builder_id = NULL, worker_id = NULL, heartbeat_at = NULL,
+         message = $1::text
        WHERE status IN ('starting', 'running')
        RETURNING id`,
       [message],
     );
     return rows.map((r) => String(r.id));
+  }
+
+  // --- leases: several local workers on one database (migration 005) ---
+
+  async renewLeases(workerId: string, buildIds: readonly string[]): Promise<string[]> {
+    const ids = buildIds.filter((id) => UUID.test(id));
+    if (ids.length === 0) return [];
+    const rows = await this.client.query(
+      `UPDATE builds SET heartbeat_at = now()
+       WHERE id = ANY (string_to_array($2::text, ',')::uuid[]) AND worker_id = $1::text
+         AND status IN ('starting', 'running')
+       RETURNING id`,
+      [workerId, ids.join(',')],
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  async takeOverExpiredLeases(workerId: string, leaseS: number, limit: number): Promise<string[]> {
+    const n = Math.max(0, Math.floor(limit));
+    if (n === 0) return [];
+    // The condition is checked again on the locked row: a heartbeat renewed meanwhile keeps the build with its
+    // worker, and SKIP LOCKED leaves a build another worker is taking (or recording) to that worker. MATERIALIZED
+    // for the reason given in claimQueuedBuilds.
+    const expired = `status IN ('starting', 'running') AND worker_id IS DISTINCT FROM $1::text
+         AND (heartbeat_at IS NULL OR heartbeat_at <= now() - $2::double precision * interval '1 second')`;
+    const rows = await this.client.query(
+      `WITH picked AS MATERIALIZED (
+         SELECT id FROM builds WHERE ${expired}
+         ORDER BY heartbeat_at NULLS FIRST, id
+         LIMIT $3::bigint
+         FOR UPDATE SKIP LOCKED
+       )
+       UPDATE builds b SET worker_id = $1::text, heartbeat_at = now()
+       FROM picked
+       WHERE b.id = picked.id AND ${expired}
+       RETURNING b.id`,
+      [workerId, Math.max(0, leaseS), n],
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  async holdsLease(id: string, workerId: string): Promise<boolean> {
+    if (!UUID.test(id)) return false;
+    const rows = await this.client.query(
+      `SELECT id FROM builds
+       WHERE id = $1::uuid AND worker_id = $2::text AND status IN ('starting', 'running')
+       FOR UPDATE`,
+      [id, workerId],
+    );
+    return rows.length > 0;
+  }
+
+  async requeueLeasedBuilds(workerId: string, buildIds: readonly string[], message: string): Promise<string[]> {
+    const ids = buildIds.filter((id) => UUID.test(id));
+    if (ids.length === 0) return [];
+    // In flight, a build is never a version's shown build, so the versions row needs no update (unlike transitionBuild).
+    const rows = await this.client.query(
+      `UPDATE builds SET status = 'queued', started_at = NULL, builder_id = NULL, worker_id = NULL, heartbeat_at = NULL,
+         message = $3::text
+       WHERE id = ANY (string_to_array($2::text, ',')::uuid[]) AND worker_id = $1::text
+         AND status IN ('starting', 'running')
+       RETURNING id`,
+      [workerId, ids.join(','), message],
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  async hasLiveLeasesOfOthers(workerId: string, leaseS: number): Promise<boolean> {
+    const rows = await this.client.query(
+      `SELECT 1 AS live FROM builds
+       WHERE status IN ('starting', 'running') AND worker_id IS DISTINCT FROM $1::text
+         AND heartbeat_at > now() - $2::double precision * interval '1 second'
+       LIMIT 1`,
+      [workerId, Math.max(0, leaseS)],
+    );
+    return rows.length > 0;
   }
 
   async listBuildsOlderThan(statuses: BuildStatus[], before: Date, limit: number): Promise<Build[]> {
