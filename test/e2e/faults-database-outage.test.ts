@@ -80,14 +80,14 @@ describe.skipIf(!postgresBinDir())('a Postgres outage while builds finish', () =
     await expectUnavailable(await fetch(`${url}/builds`, { method: 'POST', body: JSON.stringify({ full_name: repos[0].fullName }) }));
     expect((await fetch(`${url}/health`)).status).toBe(503);
 
-    // Every build ends while the database is down: the worker says it will record each when it can.
+    // Every build ends while the database is down (on a loaded machine the outage lasts until they have): the
+    // worker says it will record each when it can.
     await vi.waitFor(() => {
       for (const id of ids) expect(service!.output()).toMatch(new RegExp(`could not be recorded: the database is unavailable; retrying.*${id}`));
-    }, { timeout: OUTAGE_MS, interval: 100 });
-    expect(Date.now() - outageStarted).toBeLessThan(OUTAGE_MS);
+    }, { timeout: 60_000, interval: 100 });
     await expectUnavailable(await fetch(`${url}/last_builds`));
-    // The rest of the outage: its length is the fault under test, not a wait for something to happen.
-    await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - outageStarted)));
+    // The rest of the 10 s: the outage's length is the fault under test, not a wait for something to happen.
+    await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - outageStarted))));
     await expectUnavailable(await fetch(`${url}/search?name=fo_`));
 
     await pg!.start();
