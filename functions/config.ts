@@ -1,7 +1,10 @@
 // Environment -> typed, validated configuration. The only file that reads process.env.
 // The namespace import lets esbuild drop the parts of zod no schema uses.
 import * as z from 'zod';
+import { BUILD_LIMIT_DEFAULTS } from './core/build-contract-names.mjs';
 import { isOtpRelease } from './core/version-names.js';
+import type { BuildLimits } from './core/build-contract.js';
+import type { DependencyPolicy } from './core/build-contract.js';
 
 const csv = z
   .string()
@@ -31,10 +34,26 @@ const schema = z.object({
   ENOT_BUILD_LEASE_S: z.coerce.number().min(1).default(30),
   /** A build log's cap; past it the log ends with a truncation note. */
   ENOT_BUILD_LOG_MAX_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
-  /** `auto`: compile under bubblewrap without network when bwrap works here; `off`: never. */
+  /** `auto`: the package's code runs in buildspec/sandbox.mjs's sandbox, and builds are refused where it cannot; `off`: never (said in every log). */
   ENOT_SANDBOX: z.enum(['auto', 'off']).default('auto'),
+  // The sandbox's per-build limits (defaults shared with the build scripts: BUILD_LIMIT_DEFAULTS).
+  /** Address space per process of the package's code (RLIMIT_AS). */
+  ENOT_BUILD_MEMORY_MB: z.coerce.number().int().positive().default(BUILD_LIMIT_DEFAULTS.memoryMb),
+  /** The size-limited filesystem holding the clone, HOME and /tmp while the package's code runs. */
+  ENOT_BUILD_DISK_MB: z.coerce.number().int().positive().default(BUILD_LIMIT_DEFAULTS.diskMb),
+  /** Processes and threads of the build's uid (RLIMIT_NPROC). */
+  ENOT_BUILD_MAX_PROCESSES: z.coerce.number().int().positive().default(BUILD_LIMIT_DEFAULTS.maxProcesses),
+  /** The longest output line the build log keeps (the rest of the line is dropped, with a note). */
+  ENOT_BUILD_LOG_LINE_MAX_BYTES: z.coerce.number().int().positive().default(BUILD_LIMIT_DEFAULTS.logLineMaxBytes),
   /** `prefix=replacement`: builds clone `prefix...` from `replacement...` (a mirror; tests map GitHub to local repos). */
   ENOT_CLONE_REWRITE: optional,
+  /** The hex repository builds fetch hex dependencies from (repo.hex.pm's layout), and the PEM key its registry is signed with. */
+  ENOT_HEX_REPO_URL: z.string().url().default('https://repo.hex.pm'),
+  ENOT_HEX_REPO_PUBLIC_KEY: optional,
+  /** A build's dependency limits: how deep the chain of deps of deps, how many in all, how many bytes in all. */
+  ENOT_DEPS_MAX_DEPTH: z.coerce.number().int().positive().default(5),
+  ENOT_DEPS_MAX_COUNT: z.coerce.number().int().positive().default(100),
+  ENOT_DEPS_MAX_MB: z.coerce.number().int().positive().default(256),
   /** The most versions one POST /buildAsync may ask for (each may become a build). */
   ENOT_MAX_VERSIONS_PER_REQUEST: z.coerce.number().int().positive().default(20),
   GIT_SECRET: optional,
@@ -85,7 +104,11 @@ export interface Config {
   buildLeaseS: number;
   buildLogMaxBytes: number;
   sandbox: 'auto' | 'off';
+  /** The sandbox's per-build limits. */
+  buildLimits: BuildLimits;
   cloneRewrite?: { prefix: string; replacement: string };
+  /** What builds may fetch as dependencies, and how much (the deps step before the offline build). */
+  dependencies: DependencyPolicy;
   /** The most versions one POST /buildAsync may ask for. */
   maxVersionsPerRequest: number;
   gitSecret?: string;
@@ -141,7 +164,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     buildLeaseS: e.ENOT_BUILD_LEASE_S,
     buildLogMaxBytes: e.ENOT_BUILD_LOG_MAX_BYTES,
     sandbox: e.ENOT_SANDBOX,
+    buildLimits: {
+      memoryMb: e.ENOT_BUILD_MEMORY_MB,
+      diskMb: e.ENOT_BUILD_DISK_MB,
+      maxProcesses: e.ENOT_BUILD_MAX_PROCESSES,
+      logLineMaxBytes: e.ENOT_BUILD_LOG_LINE_MAX_BYTES,
+    },
     cloneRewrite: parseRewrite(e.ENOT_CLONE_REWRITE),
+    dependencies: {
+      allowedCloneUrls: e.ENOT_ALLOWED_CLONE_URLS,
+      hexRepoUrl: e.ENOT_HEX_REPO_URL.replace(/\/+$/, ''),
+      hexPublicKey: e.ENOT_HEX_REPO_PUBLIC_KEY,
+      maxDepth: e.ENOT_DEPS_MAX_DEPTH,
+      maxCount: e.ENOT_DEPS_MAX_COUNT,
+      maxBytes: e.ENOT_DEPS_MAX_MB * 1024 * 1024,
+    },
     maxVersionsPerRequest: e.ENOT_MAX_VERSIONS_PER_REQUEST,
     gitSecret: e.GIT_SECRET,
     publicUrl: (e.ENOT_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),

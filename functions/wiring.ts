@@ -130,6 +130,7 @@ export function openBuilder(config: Config): Builder | undefined {
     projectName: config.aws.buildProject,
     clientConfig: { region: config.aws.region },
     presignUpload: (key, contentType, expiresS) => uploads.presignPut(key, contentType, expiresS),
+    dependencies: config.dependencies,
   });
 }
 
@@ -172,18 +173,19 @@ export function loadSchemaMigrations(): Promise<Migration[]> {
 }
 
 /**
- * Aurora through the Data API as the deploy-time migration sees it (workers/migrate.ts): `dataApi` (tests), else
- * the cluster and secret of the config. `apply` runs the migrations not yet recorded and answers their names.
+ * Aurora through the Data API as the deploy-time migration sees it (workers/migrate.ts). `apply` runs the
+ * migrations not yet recorded and answers their names.
  */
-export function openMigrationTarget(config: Config, dataApi?: DataApiOptions): {
+export function openMigrationTarget(dataApi: DataApiOptions): {
   apply(migrations: Migration[]): Promise<string[]>;
   close(): Promise<void>;
 } {
-  const client = createDataApiClient(dataApi ?? dataApiOf(config));
+  const client = createDataApiClient(dataApi);
   return { apply: (migrations) => runMigrations(client, migrations), close: () => client.close() };
 }
 
-function dataApiOf(config: Config): DataApiOptions {
+/** The cluster and secret the migration applies to, from the config the stack sets. */
+export function migrationDataApiOf(config: Config): DataApiOptions {
   const { aws } = config;
   if (!aws.dbClusterArn || !aws.dbSecretArn) {
     throw new Error('ENOT_DB_CLUSTER_ARN and ENOT_DB_SECRET_ARN are required to migrate');

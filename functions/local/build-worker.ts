@@ -437,7 +437,9 @@ export async function startLocalBuilds(options: LocalBuildsOptions): Promise<Loc
     otp: options.otp,
     sandbox: config.sandbox,
     logMaxBytes: config.buildLogMaxBytes,
+    limits: config.buildLimits,
     cloneRewrite: config.cloneRewrite,
+    dependencies: config.dependencies,
     scriptsDir: options.scriptsDir,
     buildspecPath: options.buildspecPath,
     // The worker exists before any build can start (it is what starts them).

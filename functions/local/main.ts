@@ -43,6 +43,10 @@ async function main(): Promise<void> {
   const builds = await startLocalBuilds({ deps, queue: deps.queue, otp, log: requestLogger({}, () => config.logLevel) });
   // GET /health asks it whether this machine can build.
   deps.builder = builds.builder;
+  const sandbox = await builds.builder.sandboxStatus();
+  if (sandbox.mode === 'bubblewrap') log.info('builds run in the sandbox', { sandbox: sandbox.reason, limits: config.buildLimits });
+  else if (sandbox.mode === 'off') log.warn('BUILDS ARE NOT SANDBOXED (ENOT_SANDBOX=off): a package\'s code runs with this service\'s rights', { sandbox: sandbox.reason });
+  else log.error('the build sandbox does not work here: every build is refused until it does, or ENOT_SANDBOX=off is set', { sandbox: sandbox.reason });
   const server = await startLocalServer({ deps, port: config.port, host: config.host });
   log.info('listening', { url: server.url, dataDir: config.dataDir, buildConcurrency: config.buildConcurrency });
 

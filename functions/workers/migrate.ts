@@ -2,7 +2,9 @@
 // migrations to Aurora through the Data API. Re-running is a no-op; the runner records what it applied.
 import { loadConfig } from '#functions/config.js';
 import { processLogger } from '#functions/log.js';
-import { loadSchemaMigrations, openMigrationTarget, type DataApiOptions, type Migration } from '#functions/wiring.js';
+import {
+  loadSchemaMigrations, migrationDataApiOf, openMigrationTarget, type DataApiOptions, type Migration,
+} from '#functions/wiring.js';
 
 /** The part of a CloudFormation custom resource event the Provider framework hands over that matters here. */
 export interface MigrationEvent {
@@ -33,7 +35,7 @@ export async function migrate(
   if (event.RequestType === 'Delete') {
     return { PhysicalResourceId: event.PhysicalResourceId ?? SCHEMA_RESOURCE_ID, Data: { Applied: '', Known: known } };
   }
-  const target = openMigrationTarget(loadConfig(), deps.dataApi);
+  const target = openMigrationTarget(deps.dataApi ?? migrationDataApiOf(loadConfig()));
   try {
     const applied = await target.apply(migrations);
     processLogger().info('migrations applied', { applied, known: migrations.length });

@@ -157,7 +157,7 @@ describe('buildspec.yml', () => {
     expect(Object.keys(buildspec.phases)).toEqual(['pre_build', 'build', 'post_build']);
     const commands = PHASES.flatMap((p) => buildspec.phases[p]?.commands ?? []);
     expect(commands).toEqual(
-      ['check clone release', 'compile package', 'publish'].map((s) => `node "$ENOT_SCRIPTS/build.mjs" ${s}`),
+      ['check clone release deps', 'compile package', 'publish'].map((s) => `node "$ENOT_SCRIPTS/build.mjs" ${s}`),
     );
   });
 
@@ -180,11 +180,11 @@ describe('buildspec.yml', () => {
 
     expect(await step('check clone bogus')).toBe(2);
     expect(existsSync(join(dir, 'work', 'repo'))).toBe(false);
-    for (const name of ['check', 'clone', 'release', 'compile', 'package', 'publish']) expect(await step(name), name).toBe(0);
+    for (const name of ['check', 'clone', 'release', 'deps', 'compile', 'package', 'publish']) expect(await step(name), name).toBe(0);
     const result = parseBuildResult(readFileSync(join(dir, 'out', BUILD_OUTPUT.result), 'utf8'));
     expect(result).toMatchObject({ status: 'succeeded', tool: 'erlc', appVsn: '1.0.0' });
     const log = readFileSync(join(dir, 'out', BUILD_OUTPUT.log), 'utf8');
-    expect(log.match(/^==> \w+$/gm)).toEqual(['check', 'clone', 'release', 'compile', 'package', 'publish'].map((s) => `==> ${s}`));
+    expect(log.match(/^==> \w+$/gm)).toEqual(['check', 'clone', 'release', 'deps', 'compile', 'package', 'publish'].map((s) => `==> ${s}`));
   });
 
   it('a command of several steps stops at a step that broke, with its exit status', async () => {
@@ -333,16 +333,14 @@ describe('successful builds', () => {
     });
   });
 
-  it('lists an erlang.mk project\'s git and hex deps in enot_config.json, after `make deps`', async () => {
+  it('fails an erlang.mk project whose git dep is not allowed, naming it (the deps step fetches before the build)', async () => {
     const repo = await fixture(erlangMkDepsRepo());
     const run = await runBuild(repo);
 
-    expect(run.result).toMatchObject({ status: 'succeeded', tool: 'make' });
-    expect(run.log).toContain('$ make deps');
-    expect((await readEnotConfig(run.artifact)).deps).toEqual([
-      { name: 'cowlib', url: 'https://example.com/cowlib.git', tag: '2.12.1' },
-      { name: 'ranch', tag: '1.8.0' },
-    ]);
+    // The fetch and enot_config.json's listing of fetched deps are tested in build-deps.test.ts.
+    expect(run.result).toMatchObject({ status: 'failed', failure: 'deps' });
+    expect(run.result.message).toMatch(/^dependency cowlib: https:\/\/example\.com\/cowlib\.git is not allowed/);
+    expect(run.log).not.toContain('$ make deps');
   });
 
   it('the log stops at ENOT_LOG_MAX_BYTES with a last line saying so, and the build still succeeds', async () => {
