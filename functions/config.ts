@@ -62,6 +62,8 @@ const schema = z.object({
   ENOT_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** Lifetime of presigned download URLs. */
   ENOT_PRESIGN_TTL_S: z.coerce.number().int().positive().default(300),
+  /** What signed statements say the builder builds for; default: this machine's (on AWS: the amd64 builder image). */
+  ENOT_BUILDER_ARCH: z.enum(['amd64', 'arm64']).optional(),
   ENOT_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   // The local server's limits on what a client may hold (seconds may be fractions, for tests).
   /** Time to receive a request's headers (408 past it). */
@@ -82,6 +84,8 @@ const schema = z.object({
   ENOT_QUEUE_URL: optional,
   ENOT_BUILD_PROJECT: optional,
   ENOT_MAIL_FROM: optional,
+  /** The KMS key that signs statements and indexes (set by the stack on the function that signs). */
+  ENOT_SIGNING_KEY_ID: optional,
   ENOT_GIT_SECRET_ARN: optional,
   AWS_REGION: optional,
   // Endpoint overrides: local stand-ins for AWS services in tests (s3rver, the Data API test server)
@@ -115,6 +119,8 @@ export interface Config {
   publicUrl: string;
   maxBodyBytes: number;
   presignTtlS: number;
+  /** The builder's architecture, as signed statements name it (`amd64`, `arm64`). */
+  arch: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** The local server's connection limits. */
   http: {
@@ -133,6 +139,8 @@ export interface Config {
     queueUrl?: string;
     buildProject?: string;
     mailFrom?: string;
+    /** The KMS signing key's id or ARN (only on the function granted 'sign:build'). */
+    signingKeyId?: string;
     gitSecretArn?: string;
     s3Endpoint?: string;
     rdsDataEndpoint?: string;
@@ -184,6 +192,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     publicUrl: (e.ENOT_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     maxBodyBytes: e.ENOT_MAX_BODY_BYTES,
     presignTtlS: e.ENOT_PRESIGN_TTL_S,
+    // The builder image is built for linux/amd64 (buildspec/Dockerfile) while the Lambdas run on arm64.
+    arch: e.ENOT_BUILDER_ARCH ?? (e.ENOT_RUNTIME === 'aws' ? 'amd64' : process.arch === 'x64' ? 'amd64' : process.arch),
     logLevel: e.ENOT_LOG_LEVEL,
     http: {
       headersTimeoutS: e.ENOT_HTTP_HEADERS_TIMEOUT_S,
@@ -201,6 +211,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queueUrl: e.ENOT_QUEUE_URL,
       buildProject: e.ENOT_BUILD_PROJECT,
       mailFrom: e.ENOT_MAIL_FROM,
+      signingKeyId: e.ENOT_SIGNING_KEY_ID,
       gitSecretArn: e.ENOT_GIT_SECRET_ARN,
       s3Endpoint: e.ENOT_S3_ENDPOINT,
       rdsDataEndpoint: e.ENOT_RDS_DATA_ENDPOINT,

@@ -10,7 +10,10 @@ export type Grant =
   | 'queue:send'
   | 'secret:webhook'
   | 'build:start' // codebuild:StartBuild on the build project
-  | 'mail:send'; // ses:SendEmail from the sender identity
+  | 'mail:send' // ses:SendEmail from the sender identity
+  | 'sign:build' // kms:Sign and kms:GetPublicKey on the signing key: statements and checksum indexes
+  | 'blob:read-index' // GetObject on index/ (the checksum indexes and their signatures)
+  | 'blob:write-index'; // PutObject on index/: the completion writes the indexes again
 
 export interface Route {
   /** Stable id: names the Lambda function and its log group. */
@@ -40,6 +43,10 @@ export const routes: Route[] = [
   { name: 'metrics', method: 'GET', path: '/metrics', entry: 'api/metrics.ts', kind: 'ops', grants: ['db:read'] },
   // blob:read for the blob store check (a HeadObject); it needs s3:ListBucket too, or a missing key answers 403, not 404.
   { name: 'health', method: 'GET', path: '/health', entry: 'api/health.ts', kind: 'ops', grants: ['db:read', 'blob:read'] },
+  // /v2 answers errors as RFC 9457 problem details. Keys come from the database: no function but build-finished touches KMS.
+  { name: 'v2-keys', method: 'GET', path: '/v2/keys', entry: 'api/v2-keys.ts', kind: 'read', grants: ['db:read'] },
+  // One segment per parameter (API Gateway): {file} is `<release>.txt`, `erts.txt` or either's `.sig`, checked by the handler.
+  { name: 'v2-index', method: 'GET', path: '/v2/index/{file}', entry: 'api/v2-index.ts', kind: 'read', grants: ['blob:read-index'] },
 ];
 
 /** A function that is not behind the API: queue consumers, event handlers, schedules (functions/workers/). */
@@ -56,7 +63,8 @@ export const workers: Worker[] = [
   // Claims each queued build and starts it on CodeBuild, with presigned upload URLs for the build's own keys.
   { name: 'start-build', entry: 'workers/start-build.ts', trigger: 'build-queue', grants: ['db:write', 'build:start', 'blob:upload-build'] },
   // Reads a finished build's result, marks it succeeded or failed, mails the result.
-  { name: 'build-finished', entry: 'workers/build-finished.ts', trigger: 'build-events', grants: ['db:write', 'blob:read', 'mail:send'] },
+  // The only function that signs (statements of successes and ERTS, the checksum indexes it writes again).
+  { name: 'build-finished', entry: 'workers/build-finished.ts', trigger: 'build-events', grants: ['db:write', 'blob:read', 'mail:send', 'sign:build', 'blob:write-index'] },
   // Fails builds stuck in flight past the timeout; re-sends builds that sat queued too long.
   { name: 'reap-builds', entry: 'workers/reap-builds.ts', trigger: 'schedule', grants: ['db:write', 'queue:send'] },
 ];

@@ -3,7 +3,7 @@
 // at import: each AWS adapter loads its SDK on first use, so a function pays only for the services it calls.
 import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
-import type { BlobStore, Builder, BuildQueue, Mailer, RealPath, SecretReader, Store } from './core/ports.js';
+import type { BlobStore, Builder, BuildQueue, Mailer, RealPath, SecretReader, Signer, Store } from './core/ports.js';
 import type { MetricsRecorder } from './core/metrics.js';
 import {
   loadMigrations, openStore, runMigrations, type DataApiOptions, type Migration,
@@ -20,6 +20,8 @@ import { CodeBuildBuilder } from './adapters/builder/codebuild-builder.js';
 import { PowertoolsMetricsRecorder, sharedPowertoolsMetrics } from './adapters/metrics/powertools-metrics.js';
 import { webhookSecretFor } from './adapters/secrets/webhook-secret.js';
 import { realPathOnThisMachine } from './adapters/paths/real-path.js';
+import { LocalKeySigner } from './adapters/signing/local-key-signer.js';
+import { KmsSigner } from './adapters/signing/kms-signer.js';
 import { processLogger } from './log.js';
 
 export interface Deps {
@@ -35,6 +37,11 @@ export interface Deps {
   builder?: Builder;
   /** Follows a file:// clone URL's symbolic links, so a link cannot lead a build out of an allowed directory. */
   realPath?: RealPath;
+  /**
+   * Signs statements and indexes: the key file in the data dir locally, KMS on AWS (loaded on first use). buildDeps
+   * always gives one; it is optional only so that dependencies a test builds by hand need not name one.
+   */
+  signer?: Signer;
 }
 
 let current: Promise<Deps> | undefined;
@@ -78,7 +85,9 @@ export function useDeps(d: Deps): void {
 export async function buildDeps(config: Config): Promise<Deps> {
   const store = await openStore(config);
   const builder = openBuilder(config);
+  const signer = await openSigner(config);
   return {
+    signer,
     config, store, blobs: openBlobStore(config), metrics: openMetrics(config),
     queue: openBuildQueue(config), mailer: openMailer(config), webhookSecret: webhookSecretFor(config),
     realPath: realPathOnThisMachine,
@@ -132,6 +141,20 @@ export function openBuilder(config: Config): Builder | undefined {
     presignUpload: (key, contentType, expiresS) => uploads.presignPut(key, contentType, expiresS),
     dependencies: config.dependencies,
   });
+}
+
+/**
+ * KMS on AWS when the function may sign (ENOT_SIGNING_KEY_ID, given with 'sign:build'), else a signer that refuses
+ * when used: nothing but the completion worker signs. Locally the key in ENOT_DATA_DIR/signing, made on first start.
+ */
+export async function openSigner(config: Config): Promise<Signer> {
+  if (config.runtime === 'aws') {
+    const kmsKeyId = config.aws.signingKeyId;
+    if (kmsKeyId) return new KmsSigner({ kmsKeyId, clientConfig: { region: config.aws.region } });
+    const refuse = () => Promise.reject(new Error('ENOT_SIGNING_KEY_ID is not set: this function cannot sign'));
+    return { keyId: refuse, sign: refuse, publicKeys: refuse };
+  }
+  return LocalKeySigner.open(join(config.dataDir, 'signing'));
 }
 
 /** CloudWatch EMF through Powertools in AWS; locally, totals in memory (shown by GET /metrics), nothing printed. */

@@ -1,6 +1,7 @@
 // Grant -> IAM: the resources a function may be given and the narrowest statements each route `Grant` becomes.
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as codebuild from 'aws-cdk-lib/aws-codebuild';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -37,7 +38,15 @@ export interface ServiceResources {
    * grant refuses, like any other grant whose resource is missing.
    */
   mailSender?: MailSender | null;
+  /** The KMS key that signs statements and checksum indexes, for 'sign:build'. */
+  signingKey?: kms.IKey;
 }
+
+/** The bucket prefix of the checksum indexes ('blob:read-index', 'blob:write-index'). */
+export const INDEX_PREFIX = 'index/';
+
+/** What 'sign:build' allows on the signing key: signing, and reading the public half that statements name. */
+export const SIGN_ACTIONS = ['kms:GetPublicKey', 'kms:Sign'];
 
 /** The bucket prefixes 'blob:read' covers (GetObject, and ListBucket within them): packages, ERTS tarballs, build logs. */
 export const BLOB_READ_PREFIXES = ['artifacts/', 'erts/', 'logs/'] as const;
@@ -124,6 +133,24 @@ export const GRANTS: Record<Grant, (resources: ServiceResources) => iam.PolicySt
   'build:start': (r) => {
     const project = need(r.buildProject, 'build:start', 'the CodeBuild project (from the build-pipeline construct)');
     return [new iam.PolicyStatement({ actions: ['codebuild:StartBuild'], resources: [project.projectArn] })];
+  },
+  'sign:build': (r) => {
+    const key = need(r.signingKey, 'sign:build', 'the signing key (from the stateful stack)');
+    return [new iam.PolicyStatement({ actions: SIGN_ACTIONS, resources: [key.keyArn] })];
+  },
+  'blob:read-index': (r) => {
+    const bucket = need(r.bucket, 'blob:read-index', 'the bucket');
+    const keys = [`${INDEX_PREFIX}*`];
+    return [
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: keys.map((k) => bucket.arnForObjects(k)) }),
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': keys } },
+      }),
+    ];
+  },
+  'blob:write-index': (r) => {
+    const bucket = need(r.bucket, 'blob:write-index', 'the bucket');
+    return [new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${INDEX_PREFIX}*`)] })];
   },
   'mail:send': (r) => {
     const sender = need(r.mailSender, 'mail:send', 'the mail sender (null when mail is off)');

@@ -4,7 +4,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
 import type { Grant } from '#functions/routes.js';
-import { BLOB_READ_PREFIXES, BUILD_OUTPUT_PREFIXES } from './grants.js';
+import { BLOB_READ_PREFIXES, BUILD_OUTPUT_PREFIXES, INDEX_PREFIX } from './grants.js';
 
 /**
  * How cdk-nag spells a (possibly tokenized) value in a finding id, e.g. `<BucketF00.Arn>/logs/*`, so an
@@ -61,6 +61,14 @@ export function acknowledgeFunctionFindings(scope: IConstruct, { grants, bucket,
           `every key under ${prefix} and nothing outside the three read prefixes.`,
       });
     }
+  }
+  if ((grants.includes('blob:read-index') || grants.includes('blob:write-index')) && bucket) {
+    Validations.of(scope).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagName(scope, bucket.arnForObjects(`${INDEX_PREFIX}*`))}]`,
+      reason:
+        `The checksum indexes are one pair of keys per OTP release (${INDEX_PREFIX}<release>.txt and .txt.sig), ` +
+        'and releases are added without a deploy; the prefix holds nothing else.',
+    });
   }
   if (grants.includes('blob:upload-build') && bucket) {
     for (const prefix of BUILD_OUTPUT_PREFIXES) {

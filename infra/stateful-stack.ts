@@ -1,9 +1,10 @@
-// The stack that holds data: the bucket, the database (with its migrations) and the webhook secret.
+// The stack that holds data: the bucket, the database (with its migrations), the webhook secret and the signing key.
 // Rarely changed, retained on delete. It hands the service stack named exports, typed as StatefulExports.
 import { RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { Database, type DatabaseProps } from './constructs/database.js';
+import { SigningKey } from './constructs/signing-key.js';
 import { Storage } from './constructs/storage.js';
 import type { DatabaseAccess } from './grants.js';
 
@@ -22,12 +23,15 @@ export interface StatefulExports {
   bucketArn: string;
   database: DatabaseAccess;
   webhookSecretArn: string;
+  /** The KMS key statements and checksum indexes are signed with. */
+  signingKeyArn: string;
 }
 
 export class StatefulStack extends Stack {
   readonly storage: Storage;
   readonly database: Database;
   readonly webhookSecret: secretsmanager.Secret;
+  readonly signingKey: SigningKey;
   readonly exports: StatefulExports;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
@@ -49,6 +53,8 @@ export class StatefulStack extends Stack {
         'Rotate by hand: put a new value, then update the webhooks (README, GitHub webhook).',
     });
 
+    this.signingKey = new SigningKey(this, 'Signing');
+
     const share = (name: string, value: string, description: string) =>
       this.exportValue(value, { name: `${this.stackName}-${name}`, description });
     this.exports = {
@@ -60,6 +66,7 @@ export class StatefulStack extends Stack {
         databaseName: this.database.access.databaseName,
       },
       webhookSecretArn: share('WebhookSecretArn', this.webhookSecret.secretArn, 'GitHub webhook secret'),
+      signingKeyArn: share('SigningKeyArn', this.signingKey.key.keyArn, 'KMS key that signs statements and indexes'),
     };
   }
 }

@@ -1,6 +1,7 @@
 // The stack that computes: the API and its functions, the build pipeline, mail, monitoring.
 // It holds no data, so it can be redeployed or replaced freely.
 import { Annotations, CfnOutput, Lazy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
@@ -51,6 +52,7 @@ export class StatelessStack extends Stack {
       database: data.database,
       bucket: s3.Bucket.fromBucketAttributes(this, 'Bucket', { bucketArn: data.bucketArn, bucketName: data.bucketName }),
       webhookSecret: secretsmanager.Secret.fromSecretCompleteArn(this, 'WebhookSecret', data.webhookSecretArn),
+      signingKey: kms.Key.fromKeyArn(this, 'SigningKey', data.signingKeyArn),
       mailSender: this.mail
         ? { address: this.mail.senderEmail, identityArn: this.mail.identity.emailIdentityArn }
         : null,

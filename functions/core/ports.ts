@@ -16,6 +16,8 @@ export interface BuildUpdate {
   commitSha?: string | null;
   builderId?: string | null;
   otpRelease?: string | null;
+  /** The signed statement of a success (functions/core/signing.ts), stored in the same update that marks it succeeded. */
+  signed?: StoredSignature | null;
 }
 
 export interface SearchQuery {
@@ -131,17 +133,96 @@ export interface PackageReads {
 
 /** What the downloads and the build log look up (/download, /get, /download_erts, /build_log). */
 export interface ArtifactReads {
-  getBuild(id: string): Promise<BuildView | null>;
+  getBuild(id: string): Promise<(BuildView & Signed) | null>;
   /** POST /get: the newest succeeded build of the package matching the filter. */
-  findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<BuildView | null>;
-  getErts(release: string): Promise<Erts | null>;
+  findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<(BuildView & Signed) | null>;
+  getErts(release: string): Promise<(Erts & Signed) | null>;
 }
 
 /** The ERTS tarballs registered per OTP release. */
 export interface ErtsRecords {
-  /** Registers (or replaces) the ERTS tarball of an OTP release. */
-  putErts(erts: Omit<Erts, 'createdAt'>): Promise<Erts>;
-  getErts(release: string): Promise<Erts | null>;
+  /** Registers (or replaces) the ERTS tarball of an OTP release, with its signed statement when given. */
+  putErts(erts: Omit<Erts, 'createdAt'> & { createdAt?: Date; signed?: StoredSignature | null }): Promise<Erts & Signed>;
+  getErts(release: string): Promise<(Erts & Signed) | null>;
+}
+
+// --- signatures and checksum indexes ---
+
+/** A signed statement as stored with its build or ERTS: the canonical JSON text, the DER signature in base64. */
+export interface StoredSignature {
+  statement: string;
+  signature: string;
+}
+
+/** A build or ERTS row with its signed statement (null for those registered before signing, or never signed). */
+export interface Signed {
+  signed: StoredSignature | null;
+}
+
+/** The public half of a signing key, as GET /v2/keys lists it. */
+export interface PublicKey {
+  keyId: string;
+  /** SubjectPublicKeyInfo, PEM. */
+  pem: string;
+  /** The same key as a JWK (kty EC, crv P-256, x, y). */
+  jwk: { kty: string; crv: string; x: string; y: string };
+  /** From when statements may name it. */
+  notBefore: Date;
+  /** Until when (a rotated key); null for the key that signs now. */
+  notAfter: Date | null;
+}
+
+/**
+ * Signs statements with the service's key: ECDSA P-256 with SHA-256 (a key file locally, KMS on AWS).
+ * Only the completion path signs (and the local ERTS registration).
+ */
+export interface Signer {
+  /** The id of the key that signs now; statements name it. */
+  keyId(): Promise<string>;
+  /** The DER-encoded ECDSA signature of SHA-256(bytes), by the key keyId() names. */
+  sign(bytes: Uint8Array): Promise<Uint8Array>;
+  /** The public keys this signer knows: the current one (notAfter null) and those it rotated away from. */
+  publicKeys(): Promise<PublicKey[]>;
+}
+
+/** The public keys that ever signed, with their validity (GET /v2/keys reads them; the signing path records them). */
+export interface PublicKeyRecords {
+  /**
+   * Records keys not recorded yet (a recorded key keeps its notBefore; a notAfter given closes it), and closes every
+   * open key older than `currentKeyId`'s (a rotation): old keys stay listed with the end of their validity.
+   */
+  recordPublicKeys(keys: readonly PublicKey[], currentKeyId: string): Promise<void>;
+  /** Every recorded key, oldest first. */
+  listPublicKeys(): Promise<PublicKey[]>;
+}
+
+/** One line of a release's checksum index: the latest success of one version of that release. */
+export interface IndexEntry {
+  namespace: string;
+  name: string;
+  ref: string;
+  commitSha: string | null;
+  builtAt: Date;
+  sha256: string;
+  size: number;
+}
+
+/** What regenerating the checksum indexes reads, under a lock that serializes the writers of one index. */
+export interface IndexReads {
+  /**
+   * Takes the transaction-scoped advisory lock of index `name` (pg_advisory_xact_lock): two writers of one index
+   * never interleave. Only meaningful inside transaction(); released when it ends.
+   */
+  lockIndex(name: string): Promise<void>;
+  /** The latest success of every version built for OTP release `erlVersion`. */
+  listIndexEntries(erlVersion: string): Promise<IndexEntry[]>;
+  /** Every registered ERTS tarball. */
+  listErts(): Promise<(Erts & Signed)[]>;
+}
+
+/** The signing path's store: keys, the index reads, and one transaction for the index writers. */
+export interface IndexStore extends PublicKeyRecords, IndexReads {
+  transaction<T>(fn: (tx: IndexStore) => Promise<T>): Promise<T>;
 }
 
 /** What /metrics and /health ask of the database. */
@@ -157,7 +238,8 @@ export interface StoreProbes {
  * One SQL dialect (Postgres); drivers: pg, PGlite, RDS Data API.
  */
 export interface Store
-  extends BuildRequestWrites, LocalQueueStore, PackageReads, ArtifactReads, ErtsRecords, StoreProbes {
+  extends BuildRequestWrites, LocalQueueStore, PackageReads, ArtifactReads, ErtsRecords, StoreProbes,
+    PublicKeyRecords, IndexReads {
   /** The repository `namespace/name`, or null. */
   getRepository(pkg: PackageName): Promise<Repository | null>;
   /** Runs `fn` in one transaction; the Store it receives sees and writes within it. */
@@ -206,8 +288,19 @@ export interface BlobDigest {
  * stored bytes it delivers (as BlobDigest.version), so the caller can tell whether they are the bytes it verified.
  */
 export type DownloadResponse =
-  | { kind: 'redirect'; status: 302 | 303; location: string; version?: string }
-  | { kind: 'stream'; body: Readable; size: number; contentType: string; filename?: string; version?: string };
+  | { kind: 'redirect'; status: 302 | 303; location: string; version?: string; attestation?: Attestation }
+  | {
+    kind: 'stream'; body: Readable; size: number; contentType: string; filename?: string; version?: string;
+    attestation?: Attestation;
+  };
+
+/** What a download answers about the bytes it delivers (X-Enot-Sha256, X-Enot-Signature, X-Enot-Statement). */
+export interface Attestation {
+  /** The recorded sha256, lowercase hex. */
+  sha256: string;
+  /** The signed statement; null for an artifact recorded before signing. */
+  signed: StoredSignature | null;
+}
 
 export interface DownloadOptions {
   contentType: string;

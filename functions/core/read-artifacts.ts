@@ -4,7 +4,7 @@ import { blobDigestsOf } from './blob-digests.js';
 import { ChecksumMismatchError, NotFoundError } from './errors.js';
 import type { PackageName, VersionFilter } from './model.js';
 import type { MetricsRecorder } from './metrics.js';
-import type { ArtifactReads, BlobStore, DownloadOptions, DownloadResponse, Log } from './ports.js';
+import type { ArtifactReads, BlobStore, DownloadOptions, DownloadResponse, Log, StoredSignature } from './ports.js';
 
 export interface ArtifactDeps {
   store: ArtifactReads;
@@ -86,6 +86,13 @@ async function deliverVerified(
   }
 }
 
+/** The download with what it answers about its bytes: the recorded sha256 and the signed statement. */
+function attested(download: DownloadResponse | null, sha256: string | null, signed: StoredSignature | null): DownloadResponse | null {
+  if (!download || sha256 === null) return download;
+  download.attestation = { sha256: sha256.toLowerCase(), signed };
+  return download;
+}
+
 /** A download that will not be answered: its stream (and the descriptor behind it) is closed. */
 function discard(download: DownloadResponse): void {
   if (download.kind === 'stream') download.body.destroy();
@@ -106,7 +113,7 @@ export async function downloadBuildArtifact(deps: DownloadDeps, buildId: string)
     key: build.artifactKey, sha256: build.artifactSha256, subject: `the stored package of build ${build.id}`,
   }, { contentType: PACKAGE_CONTENT_TYPE, filename: `${build.name}.ep`, redirectStatus: 302 });
   if (download) deps.metrics.count('Downloads');
-  return download;
+  return attested(download, build.artifactSha256, build.signed);
 }
 
 /**
@@ -125,7 +132,7 @@ export async function downloadLatestPackage(
     key: build.artifactKey, sha256: build.artifactSha256, subject: `the stored package of build ${build.id}`,
   }, { contentType: PACKAGE_CONTENT_TYPE, filename: `${build.name}.ep`, redirectStatus: 303 });
   if (download) deps.metrics.count('Downloads');
-  return download;
+  return attested(download, build.artifactSha256, build.signed);
 }
 
 /**
@@ -142,7 +149,7 @@ export async function downloadErts(deps: DownloadDeps, release: string): Promise
     key: erts.key, sha256: erts.sha256, subject: `the stored ERTS of OTP ${erts.release}`,
   }, { contentType: 'application/x-tar', filename: `erts-${erts.ertsVersion}.tar`, redirectStatus: 302 });
   if (download) deps.metrics.count('ErtsDownloads');
-  return download;
+  return attested(download, erts.sha256, erts.signed);
 }
 
 /**

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultScriptsDir } from '#adapters/builder/local-builder.js';
 import { ERTS_CONTENT_TYPES, ertsBlobKey } from '#core/build-contract.js';
-import type { BlobStore, ErtsRecords } from '#core/ports.js';
+import { refreshErtsIndex, signErts } from '#core/register-erts.js';
+import type { BlobStore, ErtsRecords, IndexStore, Log, Signer } from '#core/ports.js';
 import type { Erts } from '#core/model.js';
 
 const run = promisify(execFile);
@@ -45,8 +46,13 @@ export async function detectLocalOtp(erl = 'erl'): Promise<LocalOtp | null> {
 }
 
 export interface RegisterErtsOptions {
-  store: ErtsRecords;
+  store: ErtsRecords & IndexStore;
   blobs: BlobStore;
+  /** Signs the ERTS statement and the ERTS index; without one (tests) the ERTS is registered unsigned. */
+  signer?: Signer;
+  /** What the statement names as arch; default: this machine's. */
+  arch?: string;
+  log?: Log;
   /** Where the tar is written before it is uploaded (removed afterwards). */
   scratchDir: string;
   /** The installation to pack; default: detectLocalOtp(). */
@@ -71,8 +77,12 @@ export async function registerLocalErts(options: RegisterErtsOptions): Promise<R
   const otp = options.otp ?? await detectLocalOtp();
   if (!otp) throw new Error('no Erlang/OTP installed on this machine: no ERTS to register');
 
+  const signing = {
+    store, signer: options.signer, config: { arch: options.arch ?? localArch() }, log: options.log ?? silentLog, blobs,
+  };
   const existing = await store.getErts(otp.release);
-  if (existing && existing.ertsVersion === otp.ertsVersion && await blobs.stat(existing.key)) {
+  // Registered before signing existed (no statement): packed again below, so it gets one.
+  if (existing && existing.ertsVersion === otp.ertsVersion && (existing.signed || !options.signer) && await blobs.stat(existing.key)) {
     return { kind: 'unchanged', erts: existing };
   }
 
@@ -89,14 +99,23 @@ export async function registerLocalErts(options: RegisterErtsOptions): Promise<R
     }
     const key = ertsBlobKey(otp.release, packed.ertsVersion);
     const stored = await blobs.putFile(key, tar, ERTS_CONTENT_TYPES.tarball);
-    const erts = await store.putErts({
-      release: otp.release, ertsVersion: packed.ertsVersion, key, size: stored.size, sha256: stored.sha256 ?? packed.sha256,
-    });
+    const facts = { release: otp.release, ertsVersion: packed.ertsVersion, key, size: stored.size, sha256: stored.sha256 ?? packed.sha256 };
+    const at = new Date();
+    const signed = await signErts(signing, { ...facts, otpVersion: otp.version }, at);
+    const erts = await store.putErts({ ...facts, createdAt: at, signed });
+    await refreshErtsIndex(signing);
     return { kind: 'registered', erts };
   } finally {
     await rm(tar, { force: true });
   }
 }
+
+/** This machine's architecture as statements name it. */
+function localArch(): string {
+  return process.arch === 'x64' ? 'amd64' : process.arch;
+}
+
+const silentLog: Log = { info() {}, warn() {}, error() {} };
 
 interface Packed {
   release: string;

@@ -29,7 +29,9 @@ async function main(): Promise<void> {
 
   if (otp) {
     try {
-      const registered = await registerLocalErts({ store: deps.store, blobs: deps.blobs, otp, scratchDir: join(config.dataDir, 'tmp') });
+      const registered = await registerLocalErts({
+        store: deps.store, blobs: deps.blobs, otp, scratchDir: join(config.dataDir, 'tmp'), signer: deps.signer, arch: config.arch,
+      });
       log.info(registered.kind === 'registered' ? 'registered the local ERTS' : 'the local ERTS is registered already', {
         release: registered.erts.release, ertsVersion: registered.erts.ertsVersion,
       });

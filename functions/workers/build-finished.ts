@@ -14,7 +14,7 @@ export const handler = (event: EventBridgeEvent<string, unknown>, context?: Cont
       return;
     }
     if (change.kind === 'erts-published') {
-      const recorded = await registerPublishedErts(deps);
+      const recorded = await registerPublishedErts({ ...deps, log });
       log.info('ERTS registered', { builderId: change.builderId, releases: recorded.map((e) => e.release) });
       return;
     }

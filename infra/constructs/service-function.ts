@@ -59,6 +59,7 @@ export function serviceEnvironment(
     env.ENOT_BUILD_PROJECT = resources.buildProject.projectName;
   }
   if (grants.includes('mail:send') && resources.mailSender) env.ENOT_MAIL_FROM = resources.mailSender.address;
+  if (grants.includes('sign:build') && resources.signingKey) env.ENOT_SIGNING_KEY_ID = resources.signingKey.keyArn;
   return env;
 }
 

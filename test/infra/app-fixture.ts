@@ -64,6 +64,9 @@ export const IMPLIED_ACTIONS: Record<Grant, string[]> = {
   'secret:webhook': ['secretsmanager:GetSecretValue'],
   'build:start': ['codebuild:StartBuild'],
   'mail:send': ['ses:SendEmail', 'ses:SendRawEmail'],
+  'sign:build': ['kms:GetPublicKey', 'kms:Sign'],
+  'blob:read-index': ['s3:GetObject', 's3:ListBucket'],
+  'blob:write-index': ['s3:PutObject'],
 };
 
 /** Every function writes its own log group. */

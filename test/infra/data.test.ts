@@ -174,7 +174,7 @@ describe('between the stacks', () => {
     const exported = Object.values(outputs).map((o) => o.Export?.Name).filter(Boolean).sort();
     expect(exported).toEqual([
       'EnotBuilderData-BucketArn', 'EnotBuilderData-BucketName', 'EnotBuilderData-ClusterArn',
-      'EnotBuilderData-DatabaseSecretArn', 'EnotBuilderData-WebhookSecretArn',
+      'EnotBuilderData-DatabaseSecretArn', 'EnotBuilderData-SigningKeyArn', 'EnotBuilderData-WebhookSecretArn',
     ]);
     const imported = new Set([...JSON.stringify(serviceTemplate.toJSON()).matchAll(/"Fn::ImportValue":"([^"]+)"/g)].map((m) => m[1]));
     for (const name of imported) expect(exported).toContain(name);

@@ -9,6 +9,7 @@ import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { buildBlobKeys, type BuildEnded, type BuildResult } from '#core/build-contract.js';
 import { completeBuild, type CompletionDeps } from '#core/complete-build.js';
+import { LocalKeySigner } from '#adapters/signing/local-key-signer.js';
 import { dispatchBuild, type DispatchDeps } from '#core/dispatch-build.js';
 import type { Build } from '#core/model.js';
 import { BuilderBusyError } from '#core/errors.js';
@@ -69,6 +70,7 @@ describe('the build pipeline core on a real store and files', () => {
   let closeStore: () => Promise<void>;
   let dir: string;
   let blobs: FsBlobStore;
+  let signer: LocalKeySigner;
   let mailer: RecordingMailer;
   let metrics: InMemoryMetrics;
   let warnings: { message: string; detail: Record<string, unknown> }[];
@@ -77,6 +79,7 @@ describe('the build pipeline core on a real store and files', () => {
     ({ store, close: closeStore } = await openTestStore());
     dir = await mkdtemp(join(tmpdir(), 'enot-pipeline-core-'));
     blobs = new FsBlobStore(dir);
+    signer = await LocalKeySigner.open(join(dir, 'signing'));
   });
 
   afterAll(async () => {
@@ -93,7 +96,8 @@ describe('the build pipeline core on a real store and files', () => {
   function completion(overrides: Partial<CompletionDeps> = {}): CompletionDeps {
     return {
       store, blobs, mailer, metrics,
-      config: { publicUrl: PUBLIC_URL, buildTimeoutS: TIMEOUT_S },
+      signer,
+      config: { publicUrl: PUBLIC_URL, buildTimeoutS: TIMEOUT_S, arch: 'amd64' },
       log: {
         info: () => {},
         warn: (message, detail) => warnings.push({ message, detail: detail ?? {} }),

@@ -12,6 +12,7 @@ import { registerPublishedErts } from '#core/register-erts.js';
 import type { Store } from '#core/ports.js';
 import { openTestStore } from '#support/databases.js';
 
+const quietLog = { info() {}, warn() {}, error() {} };
 const FIXTURES = fileURLToPath(new URL('../support/fixtures/codebuild/', import.meta.url));
 
 async function fixture(name: string): Promise<unknown> {
@@ -54,7 +55,7 @@ describe('registering the ERTS a publish-erts build uploaded', () => {
   it('records every release of the index, so /download_erts finds it', async () => {
     const lines = [await publish('25', '13.2.2', 'erts 25'), await publish('26', '14.2.5', 'erts 26')];
     await blobs.put(ERTS_INDEX_KEY, lines.join('\n') + '\n', 'application/x-ndjson');
-    const recorded = await registerPublishedErts({ store, blobs });
+    const recorded = await registerPublishedErts({ store, blobs, config: { arch: 'amd64' }, log: quietLog });
     expect(recorded.map((e) => e.release)).toEqual(['25', '26']);
     expect(await store.getErts('26')).toMatchObject({ ertsVersion: '14.2.5', key: 'erts/26/erts-14.2.5.tar', size: 7 });
   });
@@ -63,7 +64,7 @@ describe('registering the ERTS a publish-erts build uploaded', () => {
     const good = await publish('27', '15.2', 'erts 27');
     const missing = JSON.stringify({ release: '28', ertsVersion: '16.0', key: 'erts/28/erts-16.0.tar', size: 1, sha256: 'a'.repeat(64) });
     await blobs.put(ERTS_INDEX_KEY, `${good}\n${missing}\nnot json\n`, 'application/x-ndjson');
-    await expect(registerPublishedErts({ store, blobs })).rejects.toThrow(/erts\/28\/erts-16\.0\.tar.*not uploaded.*line 3 is not JSON/);
+    await expect(registerPublishedErts({ store, blobs, config: { arch: 'amd64' }, log: quietLog })).rejects.toThrow(/erts\/28\/erts-16\.0\.tar.*not uploaded.*line 3 is not JSON/);
     expect(await store.getErts('27')).not.toBeNull();
     expect(await store.getErts('28')).toBeNull();
   });

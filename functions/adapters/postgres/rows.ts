@@ -1,6 +1,7 @@
 // Row -> model converters. Drivers return different JS types for the same column (pg: Date and bigint-as-string,
 // PGlite: Date and number, Data API JSON: strings and numbers); these make the Store return exactly the model types.
 import { BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type Repository, type Version } from '#core/model.js';
+import type { IndexEntry, PublicKey, Signed } from '#core/ports.js';
 import type { SqlRow } from './sql-client.js';
 
 /** "2024-01-02 03:04:05.123456" with an optional zone ("+00", "+05:30", "Z"); without one it is UTC. */
@@ -94,7 +95,7 @@ export function toBuild(row: SqlRow): Build {
   };
 }
 
-export function toBuildView(row: SqlRow): BuildView {
+export function toBuildView(row: SqlRow): BuildView & Signed {
   // Object.assign, not a spread: V8 copied the spread about forty times slower (4 µs a row), which
   // at a hundred rows per /last_builds or /search cost more than the query.
   return Object.assign(toBuild(row), {
@@ -102,11 +103,43 @@ export function toBuildView(row: SqlRow): BuildView {
     name: String(row.name),
     ref: String(row.ref),
     erlVersion: String(row.erl_version),
+    signed: toSigned(row),
   });
 }
 
-export function toErts(row: SqlRow): Erts {
+/** The statement and signature columns (null when the row was never signed, or was read without them). */
+function toSigned(row: SqlRow): Signed['signed'] {
+  const statement = toStringOrNull(row.statement);
+  const signature = toStringOrNull(row.signature);
+  return statement !== null && signature !== null ? { statement, signature } : null;
+}
+
+export function toPublicKey(row: SqlRow): PublicKey {
+  const jwk = JSON.parse(String(row.jwk)) as PublicKey['jwk'];
   return {
+    keyId: String(row.key_id),
+    pem: String(row.pem),
+    jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
+    notBefore: toDate(row.not_before),
+    notAfter: toDateOrNull(row.not_after),
+  };
+}
+
+export function toIndexEntry(row: SqlRow): IndexEntry {
+  return {
+    namespace: String(row.namespace),
+    name: String(row.name),
+    ref: String(row.ref),
+    commitSha: toStringOrNull(row.commit_sha),
+    builtAt: toDate(row.finished_at),
+    sha256: String(row.artifact_sha256 ?? ''),
+    size: toNumber(row.artifact_size ?? 0),
+  };
+}
+
+export function toErts(row: SqlRow): Erts & Signed {
+  return {
+    signed: toSigned(row),
     release: String(row.release),
     ertsVersion: String(row.erts_version),
     key: String(row.key),

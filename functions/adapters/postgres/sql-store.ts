@@ -4,9 +4,13 @@ import {
   BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type PackageName, type Repository,
   type Version, type VersionFilter,
 } from '#core/model.js';
-import type { BuildJobView, BuildUpdate, SearchQuery, Store, VersionWithSuccess } from '#core/ports.js';
+import type {
+  BuildJobView, BuildUpdate, IndexEntry, PublicKey, SearchQuery, Signed, Store, StoredSignature, VersionWithSuccess,
+} from '#core/ports.js';
 import type { SqlClient, SqlParam } from './sql-client.js';
-import { toBuild, toBuildView, toDate, toErts, toNumber, toRepository, toStringOrNull, toVersion } from './rows.js';
+import {
+  toBuild, toBuildView, toDate, toErts, toIndexEntry, toNumber, toPublicKey, toRepository, toStringOrNull, toVersion,
+} from './rows.js';
 
 /** The columns of builds the Store reads, named rather than `*` so a prepared statement survives new columns. */
 const BUILD_COLUMNS = `id, version_id, status, created_at, started_at, finished_at, message,
@@ -16,9 +20,11 @@ const BUILD_COLUMNS = `id, version_id, status, created_at, started_at, finished_
 const B_COLUMNS = BUILD_COLUMNS.split(',').map((column) => `b.${column.trim()}`).join(', ');
 
 /** Columns of a BuildView; the query aliases builds b, versions v, repositories r. Names are unique (Data API JSON). */
-const BUILD_VIEW_COLUMNS = `${B_COLUMNS}, r.namespace, r.name, v.ref, v.erl_version`;
+const BUILD_VIEW_COLUMNS = `${B_COLUMNS}, b.statement, b.signature, r.namespace, r.name, v.ref, v.erl_version`;
 
-const ERTS_COLUMNS = 'release, erts_version, key, size, sha256, created_at';
+const ERTS_COLUMNS = 'release, erts_version, key, size, sha256, created_at, statement, signature';
+
+const PUBLIC_KEY_COLUMNS = 'key_id, pem, jwk, not_before, not_after';
 
 /** The largest LIMIT a statement carries as a constant rather than a parameter (see lastSuccessfulBuilds). */
 const PLANNED_LIMIT = 100;
@@ -120,6 +126,10 @@ export class SqlStore implements Store {
       if (value === undefined) continue;
       sets.push(`${column} = ${p.add(value as SqlParam, type)}`);
     }
+    if (update.signed !== undefined) {
+      sets.push(`statement = ${p.add(update.signed?.statement ?? null, 'text')}`);
+      sets.push(`signature = ${p.add(update.signed?.signature ?? null, 'text')}`);
+    }
     // The version's shown build (the one /search lists) moves in the same statement, so it is current
     // on every driver, the Data API included, without a transaction. Two cases:
     // - the build finished and outranks the shown one (a success outranks any failure, then the newer
@@ -174,16 +184,75 @@ export class SqlStore implements Store {
     return rows.length > 0 ? toBuild(rows[0]) : null;
   }
 
-  async putErts(erts: Omit<Erts, 'createdAt'>): Promise<Erts> {
+  async putErts(erts: Omit<Erts, 'createdAt'> & { createdAt?: Date; signed?: StoredSignature | null }): Promise<Erts & Signed> {
     const rows = await this.client.query(
-      `INSERT INTO erts (release, erts_version, key, size, sha256)
-       VALUES ($1::text, $2::text, $3::text, $4::bigint, $5::text)
+      `INSERT INTO erts (release, erts_version, key, size, sha256, statement, signature, created_at)
+       VALUES ($1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, coalesce($8::timestamptz, now()))
        ON CONFLICT (release) DO UPDATE SET erts_version = EXCLUDED.erts_version, key = EXCLUDED.key,
-         size = EXCLUDED.size, sha256 = EXCLUDED.sha256, created_at = now()
+         size = EXCLUDED.size, sha256 = EXCLUDED.sha256, created_at = EXCLUDED.created_at,
+         statement = EXCLUDED.statement, signature = EXCLUDED.signature
        RETURNING ${ERTS_COLUMNS}`,
-      [erts.release, erts.ertsVersion, erts.key, erts.size, erts.sha256],
+      [
+        erts.release, erts.ertsVersion, erts.key, erts.size, erts.sha256,
+        erts.signed?.statement ?? null, erts.signed?.signature ?? null, erts.createdAt?.toISOString() ?? null,
+      ],
     );
     return toErts(rows[0]);
+  }
+
+  // --- signing keys and checksum indexes ---
+
+  async recordPublicKeys(keys: readonly PublicKey[], currentKeyId: string): Promise<void> {
+    for (const key of keys) {
+      // A recorded key keeps when it began; an end, once known, is kept too.
+      await this.client.query(
+        `INSERT INTO signing_keys (key_id, pem, jwk, not_before, not_after)
+         VALUES ($1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz)
+         ON CONFLICT (key_id) DO UPDATE SET not_after = coalesce(signing_keys.not_after, EXCLUDED.not_after)
+         WHERE signing_keys.not_after IS NULL AND EXCLUDED.not_after IS NOT NULL`,
+        [key.keyId, key.pem, JSON.stringify(key.jwk), key.notBefore.toISOString(), key.notAfter?.toISOString() ?? null],
+      );
+    }
+    // A rotation: keys that began before the current one end where it begins. A process still signing with an
+    // older key closes nothing newer than its own.
+    await this.client.query(
+      `UPDATE signing_keys o SET not_after = greatest(c.not_before, o.not_before)
+       FROM signing_keys c
+       WHERE c.key_id = $1::text AND o.key_id <> c.key_id AND o.not_after IS NULL AND o.not_before <= c.not_before`,
+      [currentKeyId],
+    );
+  }
+
+  async listPublicKeys(): Promise<PublicKey[]> {
+    const rows = await this.client.query(`SELECT ${PUBLIC_KEY_COLUMNS} FROM signing_keys ORDER BY not_before, key_id`);
+    return rows.map(toPublicKey);
+  }
+
+  async lockIndex(name: string): Promise<void> {
+    // hashtext gives the lock a stable 32-bit key per index name; the prefix keeps it apart from other locks.
+    await this.client.query(`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext($1::text)) l`, [`enot-index:${name}`]);
+  }
+
+  async listIndexEntries(erlVersion: string): Promise<IndexEntry[]> {
+    // Each version's newest success, from the per-version partial index.
+    const rows = await this.client.query(
+      `SELECT r.namespace, r.name, v.ref, b.commit_sha, b.finished_at, b.artifact_sha256, b.artifact_size
+       FROM versions v
+       JOIN repositories r ON r.id = v.repository_id
+       CROSS JOIN LATERAL (
+         SELECT b.commit_sha, b.finished_at, b.artifact_sha256, b.artifact_size FROM builds b
+         WHERE b.version_id = v.id AND b.status = 'succeeded'
+         ORDER BY ${NEWEST_FIRST} LIMIT 1
+       ) b
+       WHERE v.erl_version = $1::text`,
+      [erlVersion],
+    );
+    return rows.map(toIndexEntry);
+  }
+
+  async listErts(): Promise<(Erts & Signed)[]> {
+    const rows = await this.client.query(`SELECT ${ERTS_COLUMNS} FROM erts ORDER BY release`);
+    return rows.map(toErts);
   }
 
   async recordWebhookDelivery(input: { deliveryId: string; event: string }): Promise<boolean> {
@@ -402,7 +471,7 @@ export class SqlStore implements Store {
     return rows.length > 0 ? toRepository(rows[0]) : null;
   }
 
-  async getBuild(id: string): Promise<BuildView | null> {
+  async getBuild(id: string): Promise<(BuildView & Signed) | null> {
     if (!UUID.test(id)) return null;
     const rows = await this.client.query(
       `SELECT ${BUILD_VIEW_COLUMNS}
@@ -413,7 +482,7 @@ export class SqlStore implements Store {
     return rows.length > 0 ? toBuildView(rows[0]) : null;
   }
 
-  async findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<BuildView | null> {
+  async findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<(BuildView & Signed) | null> {
     const builds = await this.successfulBuilds(pkg, [filter], 1);
     return builds[0] ?? null;
   }
@@ -512,7 +581,7 @@ export class SqlStore implements Store {
     return rows.map(toBuildView);
   }
 
-  async getErts(release: string): Promise<Erts | null> {
+  async getErts(release: string): Promise<(Erts & Signed) | null> {
     const rows = await this.client.query(`SELECT ${ERTS_COLUMNS} FROM erts WHERE release = $1::text`, [release]);
     return rows.length > 0 ? toErts(rows[0]) : null;
   }
@@ -540,7 +609,7 @@ export class SqlStore implements Store {
   }
 
   /** Succeeded builds of a package whose version matches any filter (none = all), newest first. */
-  private async successfulBuilds(pkg: PackageName, filters: VersionFilter[], limit?: number): Promise<BuildView[]> {
+  private async successfulBuilds(pkg: PackageName, filters: VersionFilter[], limit?: number): Promise<(BuildView & Signed)[]> {
     const p = new Params();
     const where = packageWhere(p, pkg, filters);
     const rows = await this.client.query(
