@@ -192,11 +192,11 @@ function installRoot(command) {
 /**
  * The argv that runs `command args` in the sandbox.
  * @param {{ workDir: string, repoDir: string, homeDir: string, stateDir: string, limits: object, basePath: string }} settings
- * @param {{ uid: number, cwd: string, readOnly?: string[], network?: boolean }} how network: true only for fetching
- *   dependencies (the inner sandbox then keeps the host's network)
+ * @param {{ uid: number, cwd: string, readOnly?: string[] }} how; there is no way to give the package's code a network:
+ *   its dependencies are fetched before, by trusted code (steps/deps.mjs)
  * @returns {{ command: string, args: string[] }}
  */
-export function sandboxedCommand(settings, { uid, cwd, readOnly = [], network = false }, command, args) {
+export function sandboxedCommand(settings, { uid, cwd, readOnly = [] }, command, args) {
   const bwrap = which('bwrap', settings.basePath) || 'bwrap';
   const asRoot = process.getuid?.() === 0;
   const { workDir, repoDir, homeDir, limits } = settings;
@@ -213,7 +213,7 @@ export function sandboxedCommand(settings, { uid, cwd, readOnly = [], network = 
     // /tmp first: the work dir may lie under /tmp (a test's scratch), and must stay visible over it.
     '--bind', path.join(workDir, 'tmp'), '/tmp', '--bind', workDir, workDir, ...extraBinds,
     '--unshare-user', '--disable-userns', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
-    ...(network ? [] : ['--unshare-net']),
+    '--unshare-net',
     '--hostname', 'enot-build', '--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--chdir', cwd, '--', command, ...args,
   ];
   const outer = [
@@ -224,7 +224,7 @@ export function sandboxedCommand(settings, { uid, cwd, readOnly = [], network = 
     '--bind', repoDir, REAL_CLONE, '--bind', homeDir, REAL_HOME, ...extraBinds, ...traversable(extra, workDir),
     // setpriv's: to become the build uid, and to leave it no capability to inherit or regain.
     ...(asRoot ? ['--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID', '--cap-add', 'CAP_SETPCAP'] : ['--unshare-user']),
-    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', ...(network ? [] : ['--unshare-net']),
+    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--unshare-net',
     '--die-with-parent', '--new-session', '--chdir', '/', '--',
   ];
   const drop = asRoot ? ['/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'] : [];

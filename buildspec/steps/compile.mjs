@@ -30,15 +30,15 @@ export async function compile({ settings, log, state }) {
   state.sandboxed = sandboxed;
   const readOnly = [helper, state.otpRoot].filter(Boolean);
 
-  /** Runs one tool command, inside the sandbox unless it is off; network only when fetching dependencies. */
-  const exec = async (command, args, { network = false, answerPrefix = '' } = {}) => {
+  /** Runs one tool command, inside the sandbox (never with a network) unless the sandbox is off. */
+  const exec = async (command, args, { answerPrefix = '' } = {}) => {
     const shownArgs = args.map((a) => (a === helper ? 'helper.escript' : a));
-    const where = sandboxed ? (network ? '  [sandbox, network on to fetch]' : '  [sandbox]') : '  [NOT SANDBOXED: ENOT_SANDBOX=off]';
+    const where = sandboxed ? '  [sandbox]' : '  [NOT SANDBOXED: ENOT_SANDBOX=off]';
     log.line(`$ ${path.basename(command)} ${shownArgs.join(' ')}${where}`);
     if (!sandboxed) return run(log, command, args, { cwd: repo, env, answerPrefix });
     // Again before every command: a trusted step in between may have added files the build uid must be able to replace.
     prepareForUid(settings, sandbox.uid);
-    const wrapped = sandboxedCommand(settings, { uid: sandbox.uid, cwd: repo, readOnly, network }, command, args);
+    const wrapped = sandboxedCommand(settings, { uid: sandbox.uid, cwd: repo, readOnly }, command, args);
     const result = await run(log, wrapped.command, wrapped.args, { cwd: repo, env, answerPrefix });
     if (result.code !== 0) for (const hit of limitsHit(settings, result)) log.line(hit);
     return result;

@@ -1,5 +1,5 @@
 // `npm start` as a user runs it: a real process on PGlite in a data dir, answering, stopping cleanly on SIGTERM, reopening.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +63,9 @@ describe('npm start', () => {
       const build = await deps.store.createBuild({ versionId: version.id });
       const key = `artifacts/${build.id}.ep`;
       await deps.blobs.put(key, artifact, 'application/x-tar');
-      await deps.store.transitionBuild(build.id, ['queued'], 'succeeded', { artifactKey: key, artifactSize: artifact.length });
+      await deps.store.transitionBuild(build.id, ['queued'], 'succeeded', {
+        artifactKey: key, artifactSize: artifact.length, artifactSha256: createHash('sha256').update(artifact).digest('hex'),
+      });
     } finally {
       await deps.store.close();
     }
