@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { openPgliteStore } from '#adapters/postgres/open-store.js';
@@ -57,12 +57,13 @@ function openBlobFds(): number {
 
 /** Waits (bounded) until no request is in flight and no blob file is open; returns what is left. */
 async function settled(): Promise<{ inFlight: number; fds: number }> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const now = { inFlight: server.inFlight(), fds: openBlobFds() };
-    if ((now.inFlight === 0 && now.fds === 0) || Date.now() > deadline) return now;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const now = () => ({ inFlight: server.inFlight(), fds: openBlobFds() });
+  // What is left after 5 s is returned rather than thrown, so the assertion shows it.
+  return vi.waitFor(() => {
+    const left = now();
+    if (left.inFlight !== 0 || left.fds !== 0) throw new Error('still busy');
+    return left;
+  }, { timeout: 5000, interval: 20 }).catch(now);
 }
 
 beforeAll(async () => {
@@ -149,12 +150,10 @@ function postGet(name: string): string {
 }
 
 /** Waits until the server has started `n` more downloads than `before`. */
-async function downloadsReach(n: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (downloadsStarted < n) {
-    if (Date.now() > deadline) throw new Error(`only ${downloadsStarted} of ${n} downloads started`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+function downloadsReach(n: number): Promise<void> {
+  return vi.waitFor(() => {
+    if (downloadsStarted < n) throw new Error(`only ${downloadsStarted} of ${n} downloads started`);
+  }, { timeout: 5000, interval: 5 });
 }
 
 describe.skipIf(!canCountFds)('downloads cut off by the client', () => {

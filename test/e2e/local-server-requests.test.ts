@@ -136,6 +136,7 @@ describe('connections', () => {
     try {
       const answers = await exchange(get('/last_builds?n=1').repeat(25), 25);
       expect(answers.map((a) => a.status)).toEqual(Array(25).fill(200));
+      // A MaxListenersExceededWarning is emitted on the next tick: let one pass before looking (an absence).
       await new Promise((r) => setTimeout(r, 20));
     } finally {
       process.off('warning', onWarning);
@@ -148,10 +149,10 @@ describe('the summary line', () => {
   it('writes one line per request with its ids, route, status and time', async () => {
     const from = stdout.length;
     const answers = await exchange(get('/download_erts/25', 'X-Correlation-Id: sum-1\r\n') + get('/missing'), 2);
-    // The line is written once the answer is closed; give it that moment.
-    await new Promise((r) => setTimeout(r, 50));
-    const lines = stdout.slice(from);
-    const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.message === 'request');
+    // The line is written once the answer is closed, a moment after the client has it.
+    const requestLines = () => stdout.slice(from).map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.message === 'request');
+    await vi.waitFor(() => expect(requestLines()).toHaveLength(2), { timeout: 5000, interval: 10 });
+    const entries = requestLines();
     expect(entries).toHaveLength(2);
     expect(entries[0]).toMatchObject({
       level: 'INFO', correlation_id: 'sum-1', route: 'download-erts', requestId: answers[0].headers['x-request-id'],

@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { openPgliteStore } from '#adapters/postgres/open-store.js';
@@ -44,9 +44,10 @@ describe('local server shutdown', () => {
     });
 
     const pending = fetch(`${server.url}/search?name=x`);
-    while (server.inFlight() === 0) await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(() => expect(server.inFlight()).toBeGreaterThan(0), { timeout: 5000, interval: 10 });
     let closed = false;
     const closing = server.close().then(() => { closed = true; });
+    // Asserting that close() waits takes time: a tenth of a second in which it would have resolved.
     await new Promise((r) => setTimeout(r, 100));
     expect(closed).toBe(false);
 

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsBlobStore } from '#adapters/blob/fs-blob-store.js';
 import { parseBuildspec, phaseScript } from '#adapters/builder/buildspec-phases.js';
 import { LocalBuilder, NO_ERLANG_MESSAGE, withNotes, type LocalBuilderOptions } from '#adapters/builder/local-builder.js';
@@ -96,12 +96,10 @@ function alive(pid: number): boolean {
   }
 }
 
-async function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  return vi.waitFor(async () => {
+    if (!(await check())) throw new Error(`not within ${ms} ms: ${what}`);
+  }, { timeout: ms, interval: 50 });
 }
 
 const LOG = '"$ENOT_OUT_DIR/build.log"';
@@ -487,7 +485,8 @@ describe('the local build worker', () => {
       expect(builder.started.map((j) => j.buildId)).toEqual(ids.slice(0, 2));
       expect(builder.started[0]).toMatchObject({ namespace: 'acme', name: 'worker_lib', erlVersion: '25', timeoutS: 77 });
       expect(await statusOf(ids[0])).toMatchObject({ status: 'running' });
-      // Polls come and go; nobody ended, so nothing more starts.
+      // Polls come and go (every 50 ms); nobody ended, so nothing more starts. Asserting an absence takes time:
+      // six polls' worth, not a wait for something to happen.
       await new Promise((r) => setTimeout(r, 300));
       expect(builder.started).toHaveLength(2);
 
