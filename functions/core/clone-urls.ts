@@ -109,8 +109,9 @@ function underPrefix(value: string, prefix: string): boolean {
  */
 function fileLinkProblem(url: ParsedCloneUrl, allowed: readonly string[], realPath: RealPath): string | undefined {
   const real = realPath(url.path.replace(/\/+$/, '') || '/');
-  const inside = allowed.map(canonicalPrefix).filter((p) => p.startsWith('file:///')).some((prefix) => {
-    const prefixPath = prefix.slice('file://'.length);
+  const inside = allowed.map(canonicalPrefix).filter((p) => p.startsWith('file://')).some((prefix) => {
+    // `file://` alone admits every path: its path is the root.
+    const prefixPath = prefix.slice('file://'.length) || '/';
     const realPrefix = realPath(prefixPath.replace(/\/+$/, '') || '/');
     if (real === realPrefix) return !prefixPath.endsWith('/');
     return real.startsWith(realPrefix === '/' ? '/' : `${realPrefix}/`);

@@ -3,7 +3,7 @@
 // the same library compiled by `erlc` alone; and the answer time of a repeated request (build once).
 // Runs inside `npm run bench`; `npx tsx test/bench/build-path.ts [--quick]` runs this section alone.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { cpus, devNull, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,6 +13,7 @@ import { parse, stringify } from 'yaml';
 import { LocalBuildQueue } from '#adapters/queue/local-build-queue.js';
 import { defaultScriptsDir } from '#adapters/builder/local-builder.js';
 import { loadConfig } from '#functions/config.js';
+import { BUILD_LIMIT_DEFAULTS } from '#core/build-contract.js';
 import type { Log } from '#core/ports.js';
 import { startLocalBuilds, type LocalBuilds } from '#functions/local/build-worker.js';
 import { detectLocalOtp, type LocalOtp } from '#functions/local/local-erlang.js';
@@ -318,17 +319,32 @@ async function readMarks(marksDir: string, buildId: string): Promise<Mark[]> {
 
 // --- the compile step, piece by piece ---
 
+/** The runner's settings as buildspec/sandbox.mjs reads them (the parts it reads). */
+interface SandboxSettings {
+  job: { buildId: string; timeoutS: number };
+  sandbox: 'auto';
+  basePath: string;
+  stateDir: string;
+  workDir: string;
+  repoDir: string;
+  homeDir: string;
+  logMaxBytes: number;
+  limits: typeof BUILD_LIMIT_DEFAULTS;
+}
+
 interface BuildScripts {
   helper: string;
-  bwrapArgs(bindings: { writable: string[]; readOnly: string[]; cwd: string }, network: boolean): string[];
+  probeSandbox(settings: SandboxSettings): { mode: string; uid: number };
+  prepareForUid(settings: SandboxSettings, uid: number): void;
+  sandboxedCommand(settings: SandboxSettings, how: { uid: number; cwd: string; readOnly?: string[] }, command: string, args: string[]): { command: string; args: string[] };
 }
 
 /** What the compile step uses, from the build scripts themselves (plain .mjs, hence loaded by path). */
 async function buildScripts(): Promise<BuildScripts> {
   const dir = defaultScriptsDir();
   const erlang = (await import(pathToFileURL(join(dir, 'erlang.mjs')).href)) as { HELPER_ESCRIPT: string };
-  const sandbox = (await import(pathToFileURL(join(dir, 'sandbox.mjs')).href)) as Pick<BuildScripts, 'bwrapArgs'>;
-  return { helper: erlang.HELPER_ESCRIPT, bwrapArgs: sandbox.bwrapArgs };
+  const sandbox = (await import(pathToFileURL(join(dir, 'sandbox.mjs')).href)) as Omit<BuildScripts, 'helper'>;
+  return { helper: erlang.HELPER_ESCRIPT, ...sandbox };
 }
 
 async function measureCompilePieces(sizes: BuildPathSizes, otp: LocalOtp, root: string, clone: string): Promise<BuildPathMeasured['compilePieces']> {
@@ -351,14 +367,25 @@ async function measureCompilePieces(sizes: BuildPathSizes, otp: LocalOtp, root: 
   const helperApp = timing(await repeat(sizes.repetitions, () =>
     run(escript, [helper, 'app', join('src', `${FIXTURE_NAME}.app.src`), 'ebin', '1.0.0', FIXTURE_NAME, join(root, 'generated.app')], env)));
 
-  const args = scripts.bwrapArgs({ writable: [clone, home], readOnly: [helper, otp.root], cwd: clone }, false);
-  const works = await run('bwrap', [...args, 'true'], env).then(() => true, () => false);
-  if (!works) return { helperCompile, helperApp };
-  const sandboxProbe = timing(await repeat(sizes.repetitions, () => run('bwrap', [...args, 'true'], env)));
-  const sandboxedCompile = timing(await repeat(sizes.repetitions, async () => {
-    await fresh();
-    await run('bwrap', [...args, escript, ...compileArgs], env);
-  }));
+  // The sandbox as the compile step runs it: the clone and HOME under a work dir that becomes a size-limited tmpfs.
+  const workDir = join(root, 'sandboxed');
+  const settings: SandboxSettings = {
+    job: { buildId: 'bench', timeoutS: 120 }, sandbox: 'auto', basePath: process.env.PATH ?? '/usr/bin:/bin',
+    stateDir: join(root, 'sandbox-state'), workDir, repoDir: join(workDir, 'repo'), homeDir: join(workDir, 'home'),
+    logMaxBytes: 1024 * 1024, limits: BUILD_LIMIT_DEFAULTS,
+  };
+  for (const dir of [settings.stateDir, join(workDir, 'tmp'), settings.homeDir]) await mkdir(dir, { recursive: true });
+  await cp(clone, settings.repoDir, { recursive: true });
+  const probe = scripts.probeSandbox(settings);
+  if (probe.mode !== 'bubblewrap') return { helperCompile, helperApp };
+  scripts.prepareForUid(settings, probe.uid);
+  const sandboxed = (command: string, args: string[]) => {
+    const wrapped = scripts.sandboxedCommand(settings, { uid: probe.uid, cwd: settings.repoDir, readOnly: [helper, otp.root] }, command, args);
+    return run(wrapped.command, wrapped.args, { env: env.env, cwd: settings.repoDir });
+  };
+  const sandboxedArgs = [helper, 'compile', 'src', 'ebin', 'include', join(settings.repoDir, 'ebin')];
+  const sandboxProbe = timing(await repeat(sizes.repetitions, () => sandboxed('true', [])));
+  const sandboxedCompile = timing(await repeat(sizes.repetitions, () => sandboxed(escript, sandboxedArgs)));
   return { helperCompile, sandboxProbe, sandboxedCompile, helperApp };
 }
 

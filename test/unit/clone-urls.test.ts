@@ -56,6 +56,8 @@ const TABLE: [string, string[], string | RegExp][] = [
   [`${A}link`, [A], /symbolic link/],
   [`${A}inner-link`, [A], `${A}inner-link`],
   [`${A}repo`, [A], `${A}repo`],
+  // `file://` alone admits every local path, links or not.
+  [`${A}link/secret`, ['file://'], `${A}link/secret`],
   [`${A}not-yet-there/x`, [A], `${A}not-yet-there/x`],
   [`file://${allowedDir}-evil/x`, [`file://${allowedDir}`], /must start with one of/],
   [`file://${allowedDir}`, [`file://${allowedDir}`], `file://${allowedDir}`],
