@@ -13,7 +13,8 @@ export type Grant =
   | 'mail:send' // ses:SendEmail from the sender identity
   | 'sign:build' // kms:Sign and kms:GetPublicKey on the signing key: statements and checksum indexes
   | 'blob:read-index' // GetObject on index/ (the checksum indexes and their signatures)
-  | 'blob:write-index'; // PutObject on index/: the completion writes the indexes again
+  | 'blob:write-index' // PutObject on index/: the completion writes the indexes again
+  | 'blob:delete'; // DeleteObject on artifacts/, logs/ (never erts/): the retention sweep
 
 export interface Route {
   /** Stable id: names the Lambda function and its log group. */
@@ -54,8 +55,8 @@ export interface Worker {
   name: string;
   /** Module under functions/ exporting `handler`. */
   entry: string;
-  /** What invokes it: the build queue (SQS), CodeBuild's "Build State Change" events, or a schedule. */
-  trigger: 'build-queue' | 'build-events' | 'schedule';
+  /** What invokes it: the build queue (SQS), CodeBuild's "Build State Change" events, a schedule, or a daily one. */
+  trigger: 'build-queue' | 'build-events' | 'schedule' | 'daily';
   grants: Grant[];
 }
 
@@ -67,4 +68,6 @@ export const workers: Worker[] = [
   { name: 'build-finished', entry: 'workers/build-finished.ts', trigger: 'build-events', grants: ['db:write', 'blob:read', 'mail:send', 'sign:build', 'blob:write-index'] },
   // Fails builds stuck in flight past the timeout; re-sends builds that sat queued too long.
   { name: 'reap-builds', entry: 'workers/reap-builds.ts', trigger: 'schedule', grants: ['db:write', 'queue:send'] },
+  // Expires old build logs and removes the artifacts of superseded builds (functions/core/retention.ts).
+  { name: 'sweep-retention', entry: 'workers/sweep-retention.ts', trigger: 'daily', grants: ['db:write', 'blob:delete'] },
 ];

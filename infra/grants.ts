@@ -48,6 +48,12 @@ export const INDEX_PREFIX = 'index/';
 /** What 'sign:build' allows on the signing key: signing, and reading the public half that statements name. */
 export const SIGN_ACTIONS = ['kms:GetPublicKey', 'kms:Sign'];
 
+/**
+ * The bucket prefixes 'blob:delete' covers (DeleteObject): build logs and packages, which retention removes. Never
+ * erts/: ERTS tarballs are kept forever.
+ */
+export const BLOB_DELETE_PREFIXES = ['artifacts/', 'logs/'] as const;
+
 /** The bucket prefixes 'blob:read' covers (GetObject, and ListBucket within them): packages, ERTS tarballs, build logs. */
 export const BLOB_READ_PREFIXES = ['artifacts/', 'erts/', 'logs/'] as const;
 
@@ -151,6 +157,15 @@ export const GRANTS: Record<Grant, (resources: ServiceResources) => iam.PolicySt
   'blob:write-index': (r) => {
     const bucket = need(r.bucket, 'blob:write-index', 'the bucket');
     return [new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${INDEX_PREFIX}*`)] })];
+  },
+  'blob:delete': (r) => {
+    const bucket = need(r.bucket, 'blob:delete', 'the bucket');
+    // In the versioned bucket a delete adds a marker; no DeleteObjectVersion, so the bytes stay recoverable until
+    // the noncurrent-version rule ends them.
+    return [new iam.PolicyStatement({
+      actions: ['s3:DeleteObject'],
+      resources: BLOB_DELETE_PREFIXES.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
+    })];
   },
   'mail:send': (r) => {
     const sender = need(r.mailSender, 'mail:send', 'the mail sender (null when mail is off)');

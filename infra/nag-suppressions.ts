@@ -4,7 +4,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
 import type { Grant } from '#functions/routes.js';
-import { BLOB_READ_PREFIXES, BUILD_OUTPUT_PREFIXES, INDEX_PREFIX } from './grants.js';
+import { BLOB_DELETE_PREFIXES, BLOB_READ_PREFIXES, BUILD_OUTPUT_PREFIXES, INDEX_PREFIX } from './grants.js';
 
 /**
  * How cdk-nag spells a (possibly tokenized) value in a finding id, e.g. `<BucketF00.Arn>/logs/*`, so an
@@ -77,6 +77,16 @@ export function acknowledgeFunctionFindings(scope: IConstruct, { grants, bucket,
         reason:
           `Each build's keys are named after its build id, made per request, so the PutObject the dispatcher's ` +
           `presigned upload URLs carry covers ${prefix}; every URL it signs names one key of one build.`,
+      });
+    }
+  }
+  if (grants.includes('blob:delete') && bucket) {
+    for (const prefix of BLOB_DELETE_PREFIXES) {
+      Validations.of(scope).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${nagName(scope, bucket.arnForObjects(`${prefix}*`))}]`,
+        reason:
+          `The retention sweep deletes the expired logs and superseded packages it finds in the database, any key ` +
+          `under ${prefix}; DeleteObject only adds a delete marker in the versioned bucket, and erts/ is not covered.`,
       });
     }
   }

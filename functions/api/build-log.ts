@@ -1,4 +1,5 @@
-// GET /build_log?build_id=: the full log of a build as plain text. API Gateway -> readBuildLog -> Store + BlobStore.
+// GET /build_log?build_id=: the full log of a build as plain text, or 410 once retention removed it.
+// API Gateway -> readBuildLog -> Store + BlobStore.
 import * as z from 'zod';
 import { readBuildLog } from '#core/read-artifacts.js';
 import { endpoint } from '#functions/service-endpoint.js';

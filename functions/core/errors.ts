@@ -17,8 +17,30 @@ export class NotFoundError extends DomainError {}
 /** The request conflicts with existing state (409). */
 export class ConflictError extends DomainError {}
 
+/** The thing asked for existed and was removed on purpose, for good (410): an expired build log. */
+export class GoneError extends DomainError {}
+
 /** The caller is not who it claims to be (401). */
 export class UnauthorizedError extends DomainError {}
+
+/** The caller is known (a valid token) but may not do this (403). */
+export class ForbiddenError extends DomainError {}
+
+/**
+ * A client asked for more than its rate limit leaves in the current window (429). `limit` and `resetAt` say which
+ * limit and when its window ends; nothing of the request was written.
+ */
+export class RateLimitedError extends DomainError {
+  /** Whole seconds until the window ends, at least 1 (Retry-After). */
+  readonly retryAfterS: number;
+
+  /** `limitText` says the limit (`at most 10 new builds per hour from one client`). */
+  constructor(limitText: string, readonly limit: number, readonly resetAt: Date, now = Date.now()) {
+    const retryAfterS = Math.max(1, Math.ceil((resetAt.getTime() - now) / 1000));
+    super(`Rate limit exceeded: ${limitText}; retry after ${retryAfterS} s`);
+    this.retryAfterS = retryAfterS;
+  }
+}
 
 /** Thrown by a Builder when it cannot start a build now but may later (throttled): the build is retried. */
 export class BuilderBusyError extends Error {
@@ -47,6 +69,17 @@ export class ChecksumMismatchError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ChecksumMismatchError';
+  }
+}
+
+/**
+ * A write to a blob key that already holds an object, where keys are written once (artifacts/, erts/): refused, so
+ * bytes that were recorded, signed and served are never replaced. A bug or an attack, never a request's fault.
+ */
+export class BlobExistsError extends Error {
+  constructor(readonly key: string) {
+    super(`blob ${key} exists already; artifacts and ERTS tarballs are never overwritten`);
+    this.name = 'BlobExistsError';
   }
 }
 

@@ -38,6 +38,12 @@ export interface Build {
   builderId: string | null;
   /** The OTP release the build actually ran on (may be more precise than the requested one, e.g. "25.3.2"). */
   otpRelease: string | null;
+  /** Retention (migration 010): when a newer success of the version finished; absent while none did. */
+  supersededAt?: Date;
+  /** When the retention sweep removed this build's log (ENOT_LOG_RETENTION_DAYS); absent while it is kept. */
+  logExpiredAt?: Date;
+  /** When the retention sweep removed this superseded build's artifact (ENOT_SUPERSEDED_RETENTION_DAYS). */
+  artifactRemovedAt?: Date;
 }
 
 /** A build together with the package and version it belongs to: what read endpoints render. */
@@ -46,6 +52,19 @@ export interface BuildView extends Build {
   name: string;
   ref: string;
   erlVersion: string;
+  /** Set when the version's ref is retired (migration 008); read by /search, absent elsewhere. */
+  retirement?: Retirement;
+}
+
+/** Why a ref was retired (hex.pm's reasons). */
+export const RETIREMENT_REASONS = ['other', 'invalid', 'security', 'deprecated', 'renamed'] as const;
+export type RetirementReason = (typeof RETIREMENT_REASONS)[number];
+
+/** A retired ref: still downloadable by its exact ref, left out where a client picks a version for itself. */
+export interface Retirement {
+  reason: RetirementReason;
+  message: string;
+  retiredAt: Date;
 }
 
 /** A packed ERTS for one OTP release, served by /download_erts/{release}. */

@@ -1,7 +1,7 @@
 // Read use cases behind the downloads (/download, /get, /download_erts) and /build_log. Every download is checked
 // against the sha256 recorded for it before it is served; a verified object is not hashed again while it is unchanged.
 import { blobDigestsOf } from './blob-digests.js';
-import { ChecksumMismatchError, NotFoundError } from './errors.js';
+import { ChecksumMismatchError, GoneError, NotFoundError } from './errors.js';
 import type { PackageName, VersionFilter } from './model.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { ArtifactReads, BlobStore, DownloadOptions, DownloadResponse, Log, StoredSignature } from './ports.js';
@@ -102,13 +102,14 @@ function discard(download: DownloadResponse): void {
  * Delivers the artifact of one build.
  * Input: a build id (already checked to be a UUID).
  * Output: a redirect or stream of the `.ep` package, or null when the build is unknown,
- * did not succeed, or its artifact is missing.
+ * did not succeed, its artifact is missing, or retention removed it (a superseded build: /download then answers as
+ * for an unknown build, which is what the legacy contract gives a client for a build it cannot have).
  * Errors: ChecksumMismatchError when the stored package is not the one recorded (deliverVerified).
  * Primary course: look the build up, then deliver its artifact verified; one delivered counts as a Download.
  */
 export async function downloadBuildArtifact(deps: DownloadDeps, buildId: string): Promise<DownloadResponse | null> {
   const build = await deps.store.getBuild(buildId);
-  if (!build || build.status !== 'succeeded' || !build.artifactKey) return null;
+  if (!build || build.status !== 'succeeded' || !build.artifactKey || build.artifactRemovedAt) return null;
   const download = await deliverVerified(deps, {
     key: build.artifactKey, sha256: build.artifactSha256, subject: `the stored package of build ${build.id}`,
   }, { contentType: PACKAGE_CONTENT_TYPE, filename: `${build.name}.ep`, redirectStatus: 302 });
@@ -152,16 +153,29 @@ export async function downloadErts(deps: DownloadDeps, release: string): Promise
   return attested(download, erts.sha256, erts.signed);
 }
 
+/** The build log also says how long logs are kept, once one expired. */
+export interface BuildLogDeps extends ArtifactDeps {
+  config: { logRetentionDays: number };
+}
+
+const DAY_MS = 86_400_000;
+
 /**
  * Reads the full log of a build.
  * Input: a build id (already checked to be a UUID).
  * Output: the log text.
- * Errors: NotFoundError when the build is unknown or has no log yet (queued, or still running).
+ * Errors: NotFoundError when the build is unknown or has no log yet (queued, or still running); GoneError (410) when
+ * retention removed it: the sweep marked it expired, or it is missing past the retention (on AWS the bucket's
+ * lifecycle may expire it before the sweep marks the row).
  */
-export async function readBuildLog(deps: ArtifactDeps, buildId: string): Promise<string> {
+export async function readBuildLog(deps: BuildLogDeps, buildId: string, now: Date = new Date()): Promise<string> {
   const build = await deps.store.getBuild(buildId);
   if (!build) throw new NotFoundError('No such build');
+  const days = deps.config.logRetentionDays;
+  const expired = new GoneError(`Log expired: build logs are kept ${days} days`);
+  if (build.logExpiredAt) throw expired;
   const log = build.logKey ? await deps.blobs.get(build.logKey) : null;
-  if (!log) throw new NotFoundError(`No log for build ${buildId} yet`);
-  return log.toString('utf8');
+  if (log) return log.toString('utf8');
+  if (build.logKey && build.finishedAt && now.getTime() - build.finishedAt.getTime() >= days * DAY_MS) throw expired;
+  throw new NotFoundError(`No log for build ${buildId} yet`);
 }

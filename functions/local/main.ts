@@ -8,6 +8,7 @@ import { buildDeps } from '#functions/wiring.js';
 import { processLogger, requestLogger } from '#functions/log.js';
 import { startLocalBuilds } from './build-worker.js';
 import { detectLocalOtp, registerLocalErts } from './local-erlang.js';
+import { startRetentionTimer } from './retention-timer.js';
 import { startLocalServer } from './server.js';
 
 /** How long a shutdown waits for in-flight requests before dropping them. */
@@ -49,6 +50,8 @@ async function main(): Promise<void> {
   if (sandbox.mode === 'bubblewrap') log.info('builds run in the sandbox', { sandbox: sandbox.reason, limits: config.buildLimits });
   else if (sandbox.mode === 'off') log.warn('BUILDS ARE NOT SANDBOXED (ENOT_SANDBOX=off): a package\'s code runs with this service\'s rights', { sandbox: sandbox.reason });
   else log.error('the build sandbox does not work here: every build is refused until it does, or ENOT_SANDBOX=off is set', { sandbox: sandbox.reason });
+  // Expired logs and superseded artifacts go daily (README, Retention).
+  const retention = startRetentionTimer(deps, requestLogger({ worker: 'sweep-retention' }, () => config.logLevel));
   const server = await startLocalServer({ deps, port: config.port, host: config.host });
   log.info('listening', { url: server.url, dataDir: config.dataDir, buildConcurrency: config.buildConcurrency });
 
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
     }
     // Running builds are killed and queued again: the next start builds them.
     await builds.stop();
+    await retention.stop();
     // PGlite must be closed, or what it has not flushed yet is lost.
     await deps.store.close();
     log.info('stopped');

@@ -50,6 +50,8 @@ export const MAX_RECEIVE_COUNT = 5;
 export const DEAD_LETTER_RETENTION = Duration.days(14);
 /** How often the reaper runs. */
 export const REAP_INTERVAL = Duration.minutes(5);
+/** How often a daily worker (the retention sweep) runs: retention is counted in days. */
+export const DAILY_INTERVAL = Duration.days(1);
 
 /** The CodeBuild states that end a build: each sends a "Build State Change" event to the completion worker. */
 export const ENDED_BUILD_STATES = ['SUCCEEDED', 'FAILED', 'FAULT', 'TIMED_OUT', 'STOPPED'] as const satisfies readonly BuilderState[];
@@ -80,6 +82,8 @@ const WORKER_TIMEOUT: Record<Worker['trigger'], Duration> = {
   'build-queue': DISPATCHER_TIMEOUT,
   'build-events': Duration.seconds(60),
   schedule: Duration.seconds(120),
+  // The retention sweep deletes objects one by one, in bounded batches (functions/workers/sweep-retention.ts).
+  daily: Duration.minutes(10),
 };
 
 /** What invokes a worker, as its description and its alarms say it. */
@@ -87,6 +91,7 @@ export const WORKER_PURPOSE: Record<Worker['trigger'], string> = {
   'build-queue': 'consumes the build queue',
   'build-events': 'runs on CodeBuild build state changes',
   schedule: `runs every ${REAP_INTERVAL.toMinutes()} minutes`,
+  daily: 'runs once a day',
 };
 
 export interface BuildPipelineProps {
@@ -144,6 +149,8 @@ export class BuildPipeline extends Construct {
   readonly completionRule?: events.Rule;
   /** Every REAP_INTERVAL -> the reaper(s). */
   readonly reapSchedule?: events.Rule;
+  /** Every DAILY_INTERVAL -> the daily workers (the retention sweep). */
+  readonly dailySchedule?: events.Rule;
   /** The resources the pipeline's functions are given: the props' plus the queue and the project. */
   readonly resources: ServiceResources;
 
@@ -233,6 +240,14 @@ export class BuildPipeline extends Construct {
           });
           // A missed run is made up by the next one, so a failed delivery is not retried for long.
           this.reapSchedule.addTarget(new targets.LambdaFunction(fn, { retryAttempts: 2, maxEventAge: Duration.minutes(4) }));
+          break;
+        case 'daily':
+          this.dailySchedule ??= new events.Rule(this, 'Daily', {
+            description: 'Once a day -> the retention sweep',
+            schedule: events.Schedule.rate(DAILY_INTERVAL),
+          });
+          // The sweep is idempotent: a retried delivery redoes nothing, and a missed day is made up the next.
+          this.dailySchedule.addTarget(new targets.LambdaFunction(fn, { retryAttempts: 2, maxEventAge: Duration.hours(1) }));
           break;
       }
     }

@@ -2,9 +2,16 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { RETENTION_DEFAULTS } from '#core/retention.js';
+
+/**
+ * Days an expired build log's bytes outlive it as a noncurrent version: a log past its retention is gone, not
+ * recoverable for another half year like an overwritten package.
+ */
+export const EXPIRED_LOG_NONCURRENT_DAYS = 1;
 
 export interface StorageProps {
-  /** Days a build log stays before S3 expires it. @default 180 */
+  /** Days a build log stays before S3 expires it: ENOT_LOG_RETENTION_DAYS's default, which the functions use. @default 180 */
   logRetentionDays?: number;
   /** Days an overwritten or deleted object's old version is kept. @default 180 */
   noncurrentRetentionDays?: number;
@@ -43,11 +50,20 @@ export class Storage extends Construct {
       autoDeleteObjects: false,
       lifecycleRules: [
         {
+          // Also what a superseded package the retention sweep deleted (a delete marker) stays recoverable for.
           id: 'expire-noncurrent-versions',
           noncurrentVersionExpiration: Duration.days(props.noncurrentRetentionDays ?? 180),
           abortIncompleteMultipartUploadAfter: Duration.days(7),
         },
-        { id: 'expire-build-logs', prefix: 'logs/', expiration: Duration.days(props.logRetentionDays ?? 180) },
+        // The same days as the sweep's, which marks the builds' rows so /build_log says the log expired. Superseded
+        // packages are not a lifecycle rule: S3 cannot tell which are superseded, the sweep deletes them by key.
+        // Where rules overlap, S3 applies the shortest expiration, so an expired log's bytes go a day later.
+        {
+          id: 'expire-build-logs',
+          prefix: 'logs/',
+          expiration: Duration.days(props.logRetentionDays ?? RETENTION_DEFAULTS.logDays),
+          noncurrentVersionExpiration: Duration.days(EXPIRED_LOG_NONCURRENT_DAYS),
+        },
       ],
       ...(this.accessLogsBucket
         ? { serverAccessLogsBucket: this.accessLogsBucket, serverAccessLogsPrefix: 'artifacts-bucket/' }

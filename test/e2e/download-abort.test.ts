@@ -101,6 +101,7 @@ beforeAll(async () => {
     get: (k) => blobs.get(k),
     stat: (k) => blobs.stat(k),
     digest: (k) => blobs.digest(k),
+    delete: (k) => blobs.delete(k),
     async download(key: string, options: DownloadOptions) {
       downloadsStarted++;
       const answer = await blobs.download(key, options);

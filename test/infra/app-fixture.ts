@@ -67,6 +67,7 @@ export const IMPLIED_ACTIONS: Record<Grant, string[]> = {
   'sign:build': ['kms:GetPublicKey', 'kms:Sign'],
   'blob:read-index': ['s3:GetObject', 's3:ListBucket'],
   'blob:write-index': ['s3:PutObject'],
+  'blob:delete': ['s3:DeleteObject'],
 };
 
 /** Every function writes its own log group. */

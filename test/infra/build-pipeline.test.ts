@@ -31,6 +31,7 @@ const TRIGGER_ACTIONS: Record<Worker['trigger'], string[]> = {
   ],
   'build-events': ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
   schedule: [],
+  daily: [],
 };
 
 const workerNamed = (trigger: Worker['trigger']) => {
@@ -334,7 +335,9 @@ describe('the completion rule', () => {
 
 describe('the reaper', () => {
   it('runs every 5 minutes', () => {
-    const schedules = Object.values(resourcesOf(template, 'AWS::Events::Rule')).filter((r) => r.Properties!.ScheduleExpression);
+    // The other schedule is the daily retention sweep's (test/infra/retention.test.ts).
+    const schedules = Object.values(resourcesOf(template, 'AWS::Events::Rule'))
+      .filter((r) => r.Properties!.ScheduleExpression && r.Properties!.ScheduleExpression !== 'rate(1 day)');
     expect(schedules).toHaveLength(1);
     expect(schedules[0].Properties!.ScheduleExpression).toBe('rate(5 minutes)');
     expect(schedules[0].Properties!.Targets).toEqual([
@@ -394,6 +397,12 @@ describe('the workers of functions/routes.ts', () => {
         expect(writes, entry.name).toHaveLength(1);
         expect(actionsOf({ Statement: writes })).toEqual(['s3:PutObject']);
         expect([writes[0].Resource].flat()).toEqual([objectsUnder('index/*')]);
+        continue;
+      }
+      // The retention sweep deletes logs and superseded packages, and writes nothing.
+      if (entry.name === 'sweep-retention') {
+        expect(actionsOf({ Statement: writes })).toEqual(['s3:DeleteObject']);
+        expect([writes[0].Resource].flat()).toEqual([objectsUnder('artifacts/*'), objectsUnder('logs/*')]);
         continue;
       }
       if (entry.name !== dispatcher.name) {

@@ -517,6 +517,7 @@ describe('the local build worker', () => {
     const failing: BlobStore = {
       put: (k, b, t) => blobs.put(k, b, t), putFile: (k, p, t) => blobs.putFile(k, p, t), stat: (k) => blobs.stat(k),
       download: (k, o) => blobs.download(k, o), digest: (k) => blobs.digest(k), get: () => Promise.reject(new Error('disk on fire')),
+      delete: (k) => blobs.delete(k),
     };
     const worker = await startBuildWorker({ deps: workerDeps(failing), builder, queue: new LocalBuildQueue(), concurrency: 1, log: quiet, pollMs: 50 });
     try {

@@ -1,4 +1,5 @@
 // Blob key rules and small helpers shared by the filesystem and S3 blob stores.
+import { ERTS_INDEX_KEY } from '#core/build-contract.js';
 
 /** Thrown for a key that does not follow the rules below; a bug in the caller, never user data. */
 export class InvalidBlobKeyError extends Error {
@@ -25,6 +26,15 @@ export function assertValidBlobKey(key: string): void {
     if (segment === '.' || segment === '..') throw new InvalidBlobKeyError(key, `'${segment}' segment`);
     if (!SEGMENT.test(segment)) throw new InvalidBlobKeyError(key, 'characters outside [A-Za-z0-9._-/]');
   }
+}
+
+/**
+ * Keys written once and never replaced: packages (artifacts/) and ERTS tarballs (erts/), whose bytes are recorded,
+ * signed and served by their sha256. Not erts/index.jsonl, which each publish-erts run writes again, nor logs/ or
+ * index/.
+ */
+export function isWriteOnceKey(key: string): boolean {
+  return key.startsWith('artifacts/') || (key.startsWith('erts/') && key !== ERTS_INDEX_KEY);
 }
 
 /**

@@ -1,12 +1,13 @@
 // BlobStore on the local filesystem (local mode): one file per key under a root directory.
 import { createHash, randomBytes } from 'node:crypto';
 import fs, { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { BlobExistsError } from '#core/errors.js';
 import type { BlobDigest, BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
-import { assertValidBlobKey } from './blob-key.js';
+import { assertValidBlobKey, isWriteOnceKey } from './blob-key.js';
 
 // '~' is not allowed in keys, so a temp file can never be mistaken for (or collide with) an object.
 const TEMP_MARKER = '.tmp~';
@@ -87,7 +88,7 @@ export class FsBlobStore implements BlobStore {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     this.recent?.delete(key);
-    await this.writeAtomically(key, async (tempPath) => {
+    await this.writeAtomically(key, () => sha256, async (tempPath) => {
       const handle = await open(tempPath, 'wx');
       try {
         await handle.writeFile(bytes);
@@ -103,7 +104,8 @@ export class FsBlobStore implements BlobStore {
     const hash = createHash('sha256');
     let size = 0;
     this.recent?.delete(key);
-    await this.writeAtomically(key, async (tempPath) => {
+    let sha256: string | undefined;
+    await this.writeAtomically(key, () => (sha256 ??= hash.digest('hex')), async (tempPath) => {
       // flush: fsync before close, like put's handle.sync().
       const out = createWriteStream(tempPath, { flags: 'wx', flush: true });
       await pipeline(
@@ -118,7 +120,14 @@ export class FsBlobStore implements BlobStore {
         out,
       );
     });
-    return { size, sha256: hash.digest('hex') };
+    return { size, sha256: sha256 ?? hash.digest('hex') };
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    this.recent?.delete(key);
+    await rm(path, { force: true });
+    await syncDir(dirname(path));
   }
 
   async get(key: string): Promise<Buffer | null> {
@@ -207,15 +216,33 @@ export class FsBlobStore implements BlobStore {
     return join(this.rootDir, key);
   }
 
-  /** Lets `write` fill a temp file beside the target, then renames it into place (atomic on POSIX). */
-  private async writeAtomically(key: string, write: (tempPath: string) => Promise<void>): Promise<void> {
+  /**
+   * Lets `write` fill a temp file beside the target, then renames it into place (atomic on POSIX). A write-once key
+   * (artifacts/, erts/) is linked into place instead, which fails when the target exists: an existing object is
+   * never replaced. The same bytes written again (a retried store, `sha256Written` equal to the object's) are no
+   * overwrite and succeed; other bytes throw BlobExistsError.
+   */
+  private async writeAtomically(
+    key: string, sha256Written: () => string, write: (tempPath: string) => Promise<void>,
+  ): Promise<void> {
     const target = this.pathOf(key);
     const dir = dirname(target);
     await mkdir(dir, { recursive: true });
     const tempPath = join(dir, `${TEMP_MARKER}${randomBytes(8).toString('hex')}`);
     try {
       await write(tempPath);
-      await rename(tempPath, target);
+      if (!isWriteOnceKey(key)) {
+        await rename(tempPath, target);
+      } else {
+        try {
+          await link(tempPath, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          const existing = await this.digest(key);
+          if (existing?.sha256 !== sha256Written()) throw new BlobExistsError(key);
+        }
+        await rm(tempPath, { force: true });
+      }
     } catch (err) {
       await rm(tempPath, { force: true });
       throw err;

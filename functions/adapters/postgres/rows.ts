@@ -1,7 +1,9 @@
 // Row -> model converters. Drivers return different JS types for the same column (pg: Date and bigint-as-string,
 // PGlite: Date and number, Data API JSON: strings and numbers); these make the Store return exactly the model types.
-import { BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type Repository, type Version } from '#core/model.js';
-import type { IndexEntry, PublicKey, Signed } from '#core/ports.js';
+import {
+  BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type Repository, type RetirementReason, type Version,
+} from '#core/model.js';
+import type { IndexEntry, OwnerToken, PublicKey, RateLimitWindow, Signed } from '#core/ports.js';
 import type { SqlRow } from './sql-client.js';
 
 /** "2024-01-02 03:04:05.123456" with an optional zone ("+00", "+05:30", "Z"); without one it is UTC. */
@@ -77,7 +79,7 @@ export function toVersion(row: SqlRow): Version {
 }
 
 export function toBuild(row: SqlRow): Build {
-  return {
+  const build: Build = {
     id: String(row.id),
     versionId: toNumber(row.version_id),
     status: toStatus(row.status),
@@ -93,6 +95,11 @@ export function toBuild(row: SqlRow): Build {
     builderId: toStringOrNull(row.builder_id),
     otpRelease: toStringOrNull(row.otp_release),
   };
+  // The retention marks (migration 010) appear only once set, so a build nothing was removed from reads as before.
+  if (row.superseded_at != null) build.supersededAt = toDate(row.superseded_at);
+  if (row.log_expired_at != null) build.logExpiredAt = toDate(row.log_expired_at);
+  if (row.artifact_removed_at != null) build.artifactRemovedAt = toDate(row.artifact_removed_at);
+  return build;
 }
 
 export function toBuildView(row: SqlRow): BuildView & Signed {
@@ -104,7 +111,17 @@ export function toBuildView(row: SqlRow): BuildView & Signed {
     ref: String(row.ref),
     erlVersion: String(row.erl_version),
     signed: toSigned(row),
+    // Only /search reads the retirement columns (migration 008); elsewhere the row has none.
+    ...(typeof row.retired_reason === 'string' ? {
+      retirement: {
+        reason: row.retired_reason as RetirementReason, message: String(row.retired_message ?? ''), retiredAt: toDate(row.retired_at),
+      },
+    } : {}),
   });
+}
+
+export function toOwnerToken(row: SqlRow): OwnerToken {
+  return { id: String(row.id), repositoryId: toNumber(row.repository_id), label: String(row.label), createdAt: toDate(row.created_at) };
 }
 
 /** The statement and signature columns (null when the row was never signed, or was read without them). */
@@ -147,4 +164,8 @@ export function toErts(row: SqlRow): Erts & Signed {
     sha256: String(row.sha256),
     createdAt: toDate(row.created_at),
   };
+}
+
+export function toRateLimitWindow(row: SqlRow): RateLimitWindow {
+  return { count: toNumber(row.count), windowStart: toDate(row.window_start), opened: row.opened === true || row.opened === 't' };
 }
