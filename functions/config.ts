@@ -6,6 +6,7 @@ import { isOtpRelease } from './core/version-names.js';
 import { RETENTION_DEFAULTS } from './core/retention.js';
 import type { BuildLimits } from './core/build-contract.js';
 import type { DependencyPolicy } from './core/build-contract.js';
+import type { RateLimitConfig } from './core/rate-limits.js';
 
 const csv = z
   .string()
@@ -61,6 +62,11 @@ const schema = z.object({
   ENOT_SUPERSEDED_RETENTION_DAYS: z.coerce.number().int().positive().default(RETENTION_DEFAULTS.supersededDays),
   /** The most versions one POST /buildAsync may ask for (each may become a build). */
   ENOT_MAX_VERSIONS_PER_REQUEST: z.coerce.number().int().positive().default(20),
+  // Rate limits per client (0: off). Builds count only the new builds a request queues (hexpm/bob allows 10 an hour).
+  ENOT_BUILD_REQUESTS_PER_HOUR: z.coerce.number().int().min(0).default(10),
+  ENOT_READ_REQUESTS_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+  /** Proxies of this deployment whose X-Forwarded-For names the client; none by default (the header is not believed). */
+  ENOT_TRUSTED_PROXIES: csv.default([]),
   GIT_SECRET: optional,
   ENOT_PUBLIC_URL: optional,
   /** Largest request body accepted, in bytes (413 above). */
@@ -123,6 +129,8 @@ export interface Config {
   /** Retention (functions/core/retention.ts): days a build log is kept, days a superseded artifact is kept. */
   logRetentionDays: number;
   supersededRetentionDays: number;
+  /** New builds per hour and reads per minute per client, and whose X-Forwarded-For is believed. */
+  rateLimits: RateLimitConfig;
   gitSecret?: string;
   publicUrl: string;
   maxBodyBytes: number;
@@ -198,6 +206,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxVersionsPerRequest: e.ENOT_MAX_VERSIONS_PER_REQUEST,
     logRetentionDays: e.ENOT_LOG_RETENTION_DAYS,
     supersededRetentionDays: e.ENOT_SUPERSEDED_RETENTION_DAYS,
+    rateLimits: {
+      buildRequestsPerHour: e.ENOT_BUILD_REQUESTS_PER_HOUR,
+      readRequestsPerMinute: e.ENOT_READ_REQUESTS_PER_MINUTE,
+      trustedProxies: e.ENOT_TRUSTED_PROXIES,
+    },
     gitSecret: e.GIT_SECRET,
     publicUrl: (e.ENOT_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     maxBodyBytes: e.ENOT_MAX_BODY_BYTES,

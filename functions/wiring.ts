@@ -1,6 +1,7 @@
 // Builds the adapters behind every port from the config (AWS or local). Entry points ask `deps()`;
 // the local server and tests install their own with `useDeps()`. Nothing here loads an AWS SDK client
 // at import: each AWS adapter loads its SDK on first use, so a function pays only for the services it calls.
+import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
 import type { BlobStore, Builder, BuildQueue, Mailer, RealPath, SecretReader, Signer, Store } from './core/ports.js';
@@ -42,6 +43,11 @@ export interface Deps {
    * always gives one; it is optional only so that dependencies a test builds by hand need not name one.
    */
   signer?: Signer;
+  /**
+   * Requests the rate limits do not apply to (a valid admin or owner Bearer token); absent: nobody is exempt. The
+   * read limit (http/middlewares.ts) and the build endpoints (http/build-budget.ts) ask it.
+   */
+  rateLimitExempt?: (event: APIGatewayProxyEvent) => Promise<boolean>;
 }
 
 let current: Promise<Deps> | undefined;

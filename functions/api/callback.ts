@@ -1,12 +1,16 @@
 // POST /callback: the GitHub webhook. API Gateway -> authenticateWebhook -> requestTagBuild -> Store, BuildQueue.
 // The signature covers the exact bytes GitHub sent, so this endpoint reads the raw body itself, before any
 // parsing: event.body, base64-decoded when API Gateway marked it so (no jsonBody middleware here).
+// GitHub delivers every repository's hooks from the same few addresses, so a per-address budget would let one busy
+// repository starve all others: a signed delivery spends its repository's budget of new builds instead.
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ValidationError } from '#core/errors.js';
 import { acknowledgeWebhook, classifyWebhook, requestTagBuild } from '#core/request-builds.js';
 import { headerValue } from '#core/headers.js';
 import { authenticateWebhook } from '#core/webhook-signature.js';
+import { repositoryBuildBudget } from '#core/rate-limits.js';
 import { endpoint } from '#functions/service-endpoint.js';
+import { withinBudget } from '#http/build-budget.js';
 import { ok } from '#http/envelope.js';
 import { parseWith, tagCreatedEvent } from '#http/schemas.js';
 
@@ -36,10 +40,11 @@ export const handler = endpoint({}, async ({ event, deps, log }) => {
   if (action.kind !== 'tag') return ok(acknowledgeWebhook(deps, action));
   const tag = parseWith(tagCreatedEvent, 'body', payload);
   if (!tag.ok) throw new ValidationError(tag.message);
-  return ok(await requestTagBuild({ ...deps, log }, {
+  const budget = repositoryBuildBudget(`${tag.data.repository.full_name.namespace}/${tag.data.repository.full_name.name}`);
+  return ok(await withinBudget(deps, event, log, budget, (store) => requestTagBuild({ ...deps, store, log }, {
     deliveryId: headerValue(event.headers, 'X-GitHub-Delivery'),
     pkg: tag.data.repository.full_name,
     ref: tag.data.ref,
     cloneUrl: tag.data.repository.clone_url,
-  }));
+  })));
 });

@@ -23,6 +23,22 @@ export class GoneError extends DomainError {}
 /** The caller is not who it claims to be (401). */
 export class UnauthorizedError extends DomainError {}
 
+/**
+ * A client asked for more than its rate limit leaves in the current window (429). `limit` and `resetAt` say which
+ * limit and when its window ends; nothing of the request was written.
+ */
+export class RateLimitedError extends DomainError {
+  /** Whole seconds until the window ends, at least 1 (Retry-After). */
+  readonly retryAfterS: number;
+
+  /** `limitText` says the limit (`at most 10 new builds per hour from one client`). */
+  constructor(limitText: string, readonly limit: number, readonly resetAt: Date, now = Date.now()) {
+    const retryAfterS = Math.max(1, Math.ceil((resetAt.getTime() - now) / 1000));
+    super(`Rate limit exceeded: ${limitText}; retry after ${retryAfterS} s`);
+    this.retryAfterS = retryAfterS;
+  }
+}
+
 /** Thrown by a Builder when it cannot start a build now but may later (throttled): the build is retried. */
 export class BuilderBusyError extends Error {
   constructor(message: string) {

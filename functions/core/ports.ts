@@ -251,6 +251,34 @@ export interface IndexStore extends PublicKeyRecords, IndexReads {
   transaction<T>(fn: (tx: IndexStore) => Promise<T>): Promise<T>;
 }
 
+/** A rate limit's counter in its current fixed window (functions/core/rate-limits.ts). */
+export interface RateLimitWindow {
+  count: number;
+  /** When the window started, by the database's clock (the one every process shares). */
+  windowStart: Date;
+  /** True when this call opened the window: the bucket's first count in it. */
+  opened: boolean;
+}
+
+/** The rate limit counters: one row per bucket (`build:<ip>`, ...) and fixed window, shared by every process. */
+export interface RateLimitCounters {
+  /**
+   * Adds `n` to `bucket`'s counter in the current window of `windowS` seconds, in one upsert, unless the count would
+   * then pass `limit`: then nothing is added and the answer is null. Inside a transaction the row stays locked until
+   * it ends, so concurrent requests of one bucket count one after another.
+   */
+  addToRateLimit(bucket: string, windowS: number, n: number, limit: number): Promise<RateLimitWindow | null>;
+  /** `bucket`'s counter in the current window of `windowS` seconds (0 when it has none yet). */
+  rateLimitCount(bucket: string, windowS: number): Promise<RateLimitWindow>;
+  /** Deletes the windows that started `olderThanS` seconds ago or earlier; answers how many. */
+  pruneRateLimits(olderThanS: number): Promise<number>;
+}
+
+/** A build request's store with the counters: its transactions count the new builds they queue (rate-limits.ts). */
+export interface RateLimitedBuildStore extends Pick<BuildRecords, 'getBuildJob'>, RateLimitCounters {
+  transaction<T>(fn: (tx: BuildRequestWrites & RateLimitCounters) => Promise<T>): Promise<T>;
+}
+
 /** What /metrics and /health ask of the database. */
 export interface StoreProbes {
   /** Counts of builds per status (for /metrics). */
@@ -265,7 +293,7 @@ export interface StoreProbes {
  */
 export interface Store
   extends BuildRequestWrites, LocalQueueStore, PackageReads, ArtifactReads, ErtsRecords, StoreProbes,
-    PublicKeyRecords, IndexReads, RetentionRecords {
+    PublicKeyRecords, IndexReads, RateLimitCounters, RetentionRecords {
   /** The repository `namespace/name`, or null. */
   getRepository(pkg: PackageName): Promise<Repository | null>;
   /** Runs `fn` in one transaction; the Store it receives sees and writes within it. */

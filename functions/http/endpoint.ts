@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import type { HttpResult } from './envelope.js';
 import type { RequestLogger } from '#functions/log.js';
 import {
-  bodyLimit, bufferStreamOnAws, errorMapping, jsonBody, loadDeps, observability, requestId, stateOf, validate,
+  bodyLimit, bufferStreamOnAws, errorMapping, jsonBody, loadDeps, observability, readLimit, requestId, stateOf, validate,
   type ApiMiddleware, type DepsSource, type EndpointDeps, type Schemas,
 } from './middlewares.js';
 
@@ -38,11 +38,11 @@ export type EndpointFactory<D extends EndpointDeps> = <S extends Schemas>(
  * The endpoint factory for dependencies from `source`. Each endpoint wraps its function in the shared stack.
  * Order matters: the request id (and correlation id, route, logger) comes first so every later failure (even
  * loading dependencies) is answered and logged with it; observability next, so it sees the final answer and
- * flushes metrics last.
+ * flushes metrics last. The read limit comes before the body is read, so a refused read costs only its count.
  */
 export function endpointFactory<D extends EndpointDeps>(source: DepsSource<D>): EndpointFactory<D> {
   return (schemas, fn) => {
-    const stack: ApiMiddleware[] = [requestId(), observability(), errorMapping(), loadDeps(source), bodyLimit()];
+    const stack: ApiMiddleware[] = [requestId(), observability(), errorMapping(), loadDeps(source), readLimit(), bodyLimit()];
     if (schemas.body) stack.push(jsonBody());
     stack.push(validate(schemas), bufferStreamOnAws());
     const handler = middy<APIGatewayProxyEvent, HttpResult, Error, Context>()

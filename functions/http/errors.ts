@@ -1,9 +1,10 @@
 // THE one place where errors become HTTP responses: typed domain errors -> status, anything else -> 500.
 import {
-  ChecksumMismatchError, ConflictError, DatabaseUnavailableError, GoneError, NotFoundError, UnauthorizedError,
-  ValidationError,
+  ChecksumMismatchError, ConflictError, DatabaseUnavailableError, GoneError, NotFoundError, RateLimitedError,
+  UnauthorizedError, ValidationError,
 } from '#core/errors.js';
 import { fail, type Headers, type HttpResult } from './envelope.js';
+import { refusalHeaders } from './rate-limit-headers.js';
 
 /** A failure that belongs to HTTP itself rather than to the domain (413 body too large, ...). */
 export class HttpError extends Error {
@@ -25,6 +26,7 @@ export function statusOf(error: unknown): number | undefined {
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
   if (error instanceof GoneError) return 410;
+  if (error instanceof RateLimitedError) return 429;
   if (error instanceof DatabaseUnavailableError) return 503;
   if (error instanceof ChecksumMismatchError) return 503;
   return undefined;
@@ -45,7 +47,8 @@ export function errorResult(error: unknown, requestId: string): HttpResult {
     });
   }
   if (status !== undefined) {
-    const headers = error instanceof HttpError ? error.headers : {};
+    const headers = error instanceof HttpError ? error.headers
+      : error instanceof RateLimitedError ? refusalHeaders(error) : {};
     return fail(status, (error as Error).message, headers);
   }
   return fail(500, `Internal error (request id ${requestId})`);

@@ -1,15 +1,21 @@
-// Our own small middy middlewares: request state and observability, dependencies, body limit, JSON body,
-// validation, errors, streams. They run on every request, so each does its work once and synchronously
+// Our own small middy middlewares: request state and observability, dependencies, the read rate limit, body limit,
+// JSON body, validation, errors, streams. They run on every request, so each does its work once and synchronously
 // when it can (middy awaits whatever they return).
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { ValidationError } from '#core/errors.js';
+import { DatabaseUnavailableError, RateLimitedError, ValidationError } from '#core/errors.js';
+import type { RateLimitCounters } from '#core/ports.js';
+import { clientAddress, countRead, type RateLimitConfig, type RateLimitStatus } from '#core/rate-limits.js';
+import { headerValue } from '#core/headers.js';
+import { routes, type Route } from '#functions/routes.js';
 import type { HttpResult } from './envelope.js';
 import { errorResult, HttpError, statusOf } from './errors.js';
 import { logEnabled, processLogger, requestLogger, type LogLevel, type RequestLogger } from '#functions/log.js';
+import { problem } from './problem.js';
+import { rateLimitHeaders, refusalHeaders } from './rate-limit-headers.js';
 import {
   correlationIdOf, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, routeNameOf,
 } from './observability.js';
@@ -21,9 +27,16 @@ import { parseWith, type Source } from './schemas.js';
  * this layer names no adapter and no wiring: a Lambda bundle holds only what its entry point builds.
  */
 export interface EndpointDeps {
-  config: { runtime: 'aws' | 'local'; logLevel: LogLevel; maxBodyBytes: number };
+  config: { runtime: 'aws' | 'local'; logLevel: LogLevel; maxBodyBytes: number; rateLimits?: RateLimitConfig };
   metrics: { flush(): void };
+  /** The rate limit counters; without them (or without config.rateLimits) nothing is limited. */
+  store?: RateLimitCounters;
+  /** Requests the rate limits do not apply to (a valid admin or owner token); absent: nobody is exempt. */
+  rateLimitExempt?: RateLimitExempt;
 }
+
+/** Whether a request is exempt from the rate limits (it carries a valid Bearer token). */
+export type RateLimitExempt = (event: APIGatewayProxyEvent) => Promise<boolean>;
 
 /** Where an endpoint gets the process dependencies: built once per process, synchronous once built. */
 export interface DepsSource<D extends EndpointDeps> {
@@ -54,6 +67,8 @@ export interface RequestState {
   path?: unknown;
   /** A body stream the endpoint answered with: closed if the answer that goes out no longer carries it. */
   stream?: Readable;
+  /** The rate limit this request counted against: its X-RateLimit-* headers go on whatever answer goes out. */
+  rateLimit?: RateLimitStatus;
 }
 
 export type ApiMiddleware = MiddlewareObj<APIGatewayProxyEvent, HttpResult, Error, Context>;
@@ -102,11 +117,20 @@ export function requestId(): ApiMiddleware {
   };
 }
 
-/** Results are built fresh for each request (envelope.ts, download.ts), so their headers are set in place. */
+/**
+ * Results are built fresh for each request (envelope.ts, download.ts), so their headers are set in place. A refusal
+ * (429) brings its own rate limit headers; any other answer of a limited request gets the count it was given.
+ */
 function withIdHeaders(result: HttpResult, state: RequestState): void {
   const headers = (result.headers ??= {});
   headers[REQUEST_ID_HEADER] = state.requestId;
   headers[CORRELATION_ID_HEADER] = state.correlationId;
+  if (state.rateLimit && result.statusCode !== 429) Object.assign(headers, rateLimitHeaders(state.rateLimit));
+}
+
+/** Records the rate limit a request counted against (the build endpoints' budget); its headers go on the answer. */
+export function noteRateLimit(event: APIGatewayProxyEvent, status: RateLimitStatus | undefined): void {
+  if (status) stateOf(event).rateLimit = status;
 }
 
 /**
@@ -147,7 +171,9 @@ export function errorMapping(): ApiMiddleware {
     onError: (request) => {
       const state = stateOf(request.event);
       if (statusOf(request.error) === undefined) state.log.error('unhandled error', request.error);
-      const response = errorResult(request.error, state.requestId);
+      const response = request.error instanceof RateLimitedError && routeOf(state)?.path.startsWith('/v2/')
+        ? problem(429, request.error.message, refusalHeaders(request.error))
+        : errorResult(request.error, state.requestId);
       withIdHeaders(response, state);
       request.response = response;
       state.stream?.destroy();
@@ -177,6 +203,52 @@ export function loadDeps(source: DepsSource<EndpointDeps>): ApiMiddleware {
         return undefined;
       }
       return source.get().then((d) => attachDeps(state, d, request.context));
+    },
+  };
+}
+
+const routeByName = new Map<string, Route>(routes.map((route) => [route.name, route]));
+
+function routeOf(state: RequestState): Route | undefined {
+  return routeByName.get(state.route);
+}
+
+/** The client a request counts against: its source address, or a trusted proxy's X-Forwarded-For. */
+export function clientOf(event: APIGatewayProxyEvent, rateLimits: RateLimitConfig): string {
+  const forwardedFor = rateLimits.trustedProxies.length > 0 ? headerValue(event.headers, 'X-Forwarded-For') : undefined;
+  return clientAddress(event.requestContext?.identity?.sourceIp, forwardedFor, rateLimits.trustedProxies);
+}
+
+/**
+ * Counts a request of a `read` route against its client's reads per minute (rate-limits.ts: countRead, counted in
+ * batches), 429 past the limit. Registered after loadDeps, before anything reads the body, so a refused request costs
+ * only the count. The build routes count in their endpoints instead: only the new builds a request queued count. A
+ * counter the database cannot update right now does not refuse the read: the limit is a fence, and the read answers
+ * for itself.
+ */
+export function readLimit(): ApiMiddleware {
+  const count = async (
+    event: APIGatewayProxyEvent, state: RequestState, store: RateLimitCounters, d: EndpointDeps, rateLimits: RateLimitConfig,
+  ) => {
+    if (d.rateLimitExempt && await d.rateLimitExempt(event)) return;
+    try {
+      state.rateLimit = await countRead({ store, config: { rateLimits }, log: state.log }, clientOf(event, rateLimits));
+    } catch (error) {
+      if (error instanceof RateLimitedError) throw error;
+      if (!(error instanceof DatabaseUnavailableError)) state.log.error('counting a read failed; it is not limited', error);
+    }
+  };
+  return {
+    name: 'readLimit',
+    before: (request) => {
+      const state = stateOf(request.event);
+      const route = routeOf(state);
+      // A route without the database (the checksum indexes, redirected to S3 on AWS) has only the WAF fence.
+      if (route?.kind !== 'read' || !route.grants.includes('db:read')) return undefined;
+      const d = state.deps;
+      const rateLimits = d?.config.rateLimits;
+      if (!d?.store || !rateLimits?.readRequestsPerMinute) return undefined;
+      return count(request.event, state, d.store, d, rateLimits);
     },
   };
 }

@@ -172,6 +172,8 @@ beforeAll(async () => {
     ENOT_ALLOWED_CLONE_URLS: `https://github.com/,${pathToFileURL(tmpdir()).href}/`,
     ENOT_CLONE_REWRITE: `https://github.com/=${pathToFileURL(github).href}/`,
     ENOT_BUILD_CONCURRENCY: '3',
+    // More builds than a client's hour allows, and polls every 100 ms: counted, never refused.
+    ENOT_BUILD_REQUESTS_PER_HOUR: '1000', ENOT_READ_REQUESTS_PER_MINUTE: '1000000',
     ENOT_BUILD_TIMEOUT_S: '120',
     ENOT_DEFAULT_ERL_VERSION: otp.release,
     GIT_SECRET: SECRET,

@@ -18,6 +18,8 @@ import { killAllServices, signalService, startService, type RunningService } fro
 const start = (dataDir: string, databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<RunningService> =>
   startService({
     ENOT_DATA_DIR: dataDir, ENOT_BUILD_CONCURRENCY: '2', ENOT_ALLOWED_CLONE_URLS: `${pathToFileURL(tmpdir()).href}/`,
+    // The waits poll /search every 100 ms: counted, never refused.
+    ENOT_READ_REQUESTS_PER_MINUTE: '1000000',
     // On Postgres a killed service's builds are taken over once their lease runs out: a short one keeps this quick.
     ...(databaseUrl ? { DATABASE_URL: databaseUrl, ENOT_BUILD_LEASE_S: '3' } : {}),
     ...env,

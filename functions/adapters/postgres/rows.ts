@@ -1,7 +1,7 @@
 // Row -> model converters. Drivers return different JS types for the same column (pg: Date and bigint-as-string,
 // PGlite: Date and number, Data API JSON: strings and numbers); these make the Store return exactly the model types.
 import { BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type Repository, type Version } from '#core/model.js';
-import type { IndexEntry, PublicKey, Signed } from '#core/ports.js';
+import type { IndexEntry, PublicKey, RateLimitWindow, Signed } from '#core/ports.js';
 import type { SqlRow } from './sql-client.js';
 
 /** "2024-01-02 03:04:05.123456" with an optional zone ("+00", "+05:30", "Z"); without one it is UTC. */
@@ -152,4 +152,8 @@ export function toErts(row: SqlRow): Erts & Signed {
     sha256: String(row.sha256),
     createdAt: toDate(row.created_at),
   };
+}
+
+export function toRateLimitWindow(row: SqlRow): RateLimitWindow {
+  return { count: toNumber(row.count), windowStart: toDate(row.window_start), opened: row.opened === true || row.opened === 't' };
 }

@@ -5,12 +5,13 @@ import {
   type Version, type VersionFilter,
 } from '#core/model.js';
 import type {
-  BuildJobView, BuildUpdate, IndexEntry, PublicKey, RetentionCandidate, SearchQuery, Signed, Store, StoredSignature,
-  VersionWithSuccess,
+  BuildJobView, BuildUpdate, IndexEntry, PublicKey, RateLimitWindow, RetentionCandidate, SearchQuery, Signed, Store,
+  StoredSignature, VersionWithSuccess,
 } from '#core/ports.js';
 import type { SqlClient, SqlParam } from './sql-client.js';
 import {
-  toBuild, toBuildView, toDate, toErts, toIndexEntry, toNumber, toPublicKey, toRepository, toStringOrNull, toVersion,
+  toBuild, toBuildView, toDate, toErts, toIndexEntry, toNumber, toPublicKey, toRateLimitWindow, toRepository,
+  toStringOrNull, toVersion,
 } from './rows.js';
 
 /** The columns of builds the Store reads, named rather than `*` so a prepared statement survives new columns. */
@@ -27,6 +28,9 @@ const BUILD_VIEW_COLUMNS = `${B_COLUMNS}, b.statement, b.signature, r.namespace,
 const ERTS_COLUMNS = 'release, erts_version, key, size, sha256, created_at, statement, signature';
 
 const PUBLIC_KEY_COLUMNS = 'key_id, pem, jwk, not_before, not_after';
+
+/** The start of the current fixed window of $2 seconds, by the database's clock. */
+const RATE_WINDOW_START = 'to_timestamp(floor(extract(epoch FROM now()) / $2::integer) * $2::integer)';
 
 /** The largest LIMIT a statement carries as a constant rather than a parameter (see lastSuccessfulBuilds). */
 const PLANNED_LIMIT = 100;
@@ -657,6 +661,43 @@ export class SqlStore implements Store {
       [ids.join(',')],
     );
     return rows.map((r) => String(r.id));
+  }
+
+  // --- rate limits ---
+
+  async addToRateLimit(bucket: string, windowS: number, n: number, limit: number): Promise<RateLimitWindow | null> {
+    // The window is cut from the database's clock, so every process agrees on it. xmax is 0 on a row this
+    // statement inserted (the window's first count), not on one it updated.
+    const rows = await this.client.query(
+      `INSERT INTO rate_limits AS r (bucket, window_start, count)
+       SELECT $1::text, ${RATE_WINDOW_START}, $3::integer
+       WHERE $3::integer <= $4::integer
+       ON CONFLICT (bucket, window_start) DO UPDATE SET count = r.count + EXCLUDED.count
+         WHERE r.count + EXCLUDED.count <= $4::integer
+       RETURNING r.count, r.window_start, (r.xmax::text = '0') AS opened`,
+      [bucket, windowS, n, limit],
+    );
+    return rows[0] ? toRateLimitWindow(rows[0]) : null;
+  }
+
+  async rateLimitCount(bucket: string, windowS: number): Promise<RateLimitWindow> {
+    const rows = await this.client.query(
+      `SELECT coalesce(max(r.count), 0) AS count, w.window_start, false AS opened
+       FROM (SELECT ${RATE_WINDOW_START} AS window_start) w
+       LEFT JOIN rate_limits r ON r.bucket = $1::text AND r.window_start = w.window_start
+       GROUP BY w.window_start`,
+      [bucket, windowS],
+    );
+    return toRateLimitWindow(rows[0]);
+  }
+
+  async pruneRateLimits(olderThanS: number): Promise<number> {
+    const rows = await this.client.query(
+      `WITH gone AS (DELETE FROM rate_limits WHERE window_start <= now() - make_interval(secs => $1::integer) RETURNING 1)
+       SELECT count(*) AS n FROM gone`,
+      [olderThanS],
+    );
+    return toNumber(rows[0]?.n ?? 0);
   }
 
   // --- lifecycle ---
