@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD_ENV, BUILD_LIMIT_DEFAULTS, BUILD_OUTPUT, RUNNER_ENV, UPLOAD_URL_ENV } from '#core/build-contract-names.mjs';
+import { BUILD_ENV, BUILD_LIMIT_DEFAULTS, BUILD_OUTPUT, RUNNER_ENV, UPLOAD_FORM_ENV } from '#core/build-contract-names.mjs';
 
 const DEFAULT_LOG_MAX_BYTES = 1048576;
 /** Lines of a child's output kept in memory to pick an error message from, each cut to TAIL_LINE_BYTES. */
@@ -56,12 +56,13 @@ export function readSettings(env = process.env) {
     otpRoot: env[RUNNER_ENV.otpRoot] ? path.resolve(env[RUNNER_ENV.otpRoot]) : '',
     otpVersion: env[RUNNER_ENV.otpVersion] ?? '',
     sandbox: (env[RUNNER_ENV.sandbox] || 'auto').toLowerCase(),
-    // The ERTS project's bucket (publish-erts, with the aws CLI); package builds upload through presigned URLs.
+    // The ERTS project's bucket (publish-erts, with the aws CLI); package builds upload through presigned forms.
     uploadBucket: env[RUNNER_ENV.uploadBucket] || '',
-    uploadUrls: {
-      artifact: env[UPLOAD_URL_ENV.artifact] || '',
-      log: env[UPLOAD_URL_ENV.log] || '',
-      result: env[UPLOAD_URL_ENV.result] || '',
+    // Each a presigned POST form as JSON, read by publish (which fails the build on a malformed one).
+    uploadForms: {
+      artifact: env[UPLOAD_FORM_ENV.artifact] || '',
+      log: env[UPLOAD_FORM_ENV.log] || '',
+      result: env[UPLOAD_FORM_ENV.result] || '',
     },
     basePath: env.PATH || '/usr/local/bin:/usr/bin:/bin',
     // Every BUILD_ENV value by the same key ('' when unset).

@@ -135,16 +135,16 @@ export function openMailer(config: Config): Mailer {
 
 /**
  * CodeBuild on AWS when the function may start builds (ENOT_BUILD_PROJECT); locally the worker owns its builder.
- * Builds upload through URLs this function presigns, so it needs the bucket too (and 'blob:upload-build').
+ * Builds upload through forms this function presigns, so it needs the bucket too (and 'blob:upload-build').
  */
 export function openBuilder(config: Config): Builder | undefined {
   if (config.runtime !== 'aws' || !config.aws.buildProject) return undefined;
-  if (!config.aws.bucket) throw new Error('ENOT_BUCKET is required with ENOT_BUILD_PROJECT: builds upload through URLs presigned for it');
+  if (!config.aws.bucket) throw new Error('ENOT_BUCKET is required with ENOT_BUILD_PROJECT: builds upload through forms presigned for it');
   const uploads = openS3BlobStore(config, config.aws.bucket);
   return new CodeBuildBuilder({
     projectName: config.aws.buildProject,
     clientConfig: { region: config.aws.region },
-    presignUpload: (key, contentType, expiresS) => uploads.presignPut(key, contentType, expiresS),
+    presignUpload: (key, contentType, expiresS, maxBytes) => uploads.presignPost(key, contentType, expiresS, maxBytes),
     dependencies: config.dependencies,
   });
 }

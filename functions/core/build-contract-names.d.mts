@@ -20,7 +20,8 @@ export declare const BUILD_LIMIT_DEFAULTS: Readonly<{
 /** A build's three outputs, by role. */
 type Outputs = Readonly<{ artifact: string; log: string; result: string }>;
 
-export declare const UPLOAD_URL_ENV: Outputs;
+export declare const UPLOAD_FORM_ENV: Outputs;
+export declare const UPLOAD_CHECKSUM_FIELD: string;
 export declare const OUTPUT_CONTENT_TYPES: Outputs;
 export declare const BUILD_OUTPUT: Outputs;
 export declare function buildBlobKeys(buildId: string): { artifact: string; log: string; result: string };

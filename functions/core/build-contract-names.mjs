@@ -31,7 +31,7 @@ export const BUILD_ENV = Object.freeze({
  * - memoryMb, diskMb, maxProcesses, logLineMaxBytes (ENOT_BUILD_MEMORY_MB, ENOT_BUILD_DISK_MB,
  *   ENOT_BUILD_MAX_PROCESSES, ENOT_BUILD_LOG_LINE_MAX_BYTES): the sandbox's limits (BUILD_LIMIT_DEFAULTS when unset);
  * - uploadBucket, ENOT_UPLOAD_BUCKET: set only on the ERTS project (ENOT_TASK=publish-erts, uploads with the aws
- *   CLI); package builds upload through the presigned URLs of UPLOAD_URL_ENV instead;
+ *   CLI); package builds upload through the presigned forms of UPLOAD_FORM_ENV instead;
  * - task, ENOT_TASK: `build` (unset: the default) or `publish-erts` (the ERTS project: publish uploads the image's
  *   ERTS tarballs, every other step does nothing);
  * - cloneRewrite, ENOT_CLONE_REWRITE (optional): `prefix=replacement`, a mirror to clone matching URLs from (the
@@ -79,16 +79,22 @@ export const BUILD_LIMIT_DEFAULTS = Object.freeze({
 });
 
 /**
- * On AWS, where each goes: presigned PUT URLs for the build's own three keys (buildBlobKeys), made by the
- * dispatcher, so the build's role needs no S3 write and one build can never overwrite another's files.
- * publish PUTs each file that exists with the Content-Type of OUTPUT_CONTENT_TYPES (the signature covers it).
+ * On AWS, where each goes: presigned POST forms (S3 POST Object) for the build's own three keys (buildBlobKeys),
+ * made by the dispatcher, so the build's role needs no S3 write and one build can never overwrite another's files.
+ * Each variable holds one form as JSON, `{"url": ..., "fields": {...}}`; its signed policy names the key, the
+ * Content-Type of OUTPUT_CONTENT_TYPES, a size range and the expiry, and requires UPLOAD_CHECKSUM_FIELD. publish
+ * POSTs each file that exists with the form's fields, the file's own SHA-256 in that field, and the file last;
+ * S3 refuses a body that does not match it and keeps the checksum with the object.
  * Unset locally, where the local builder uploads through the BlobStore.
  */
-export const UPLOAD_URL_ENV = Object.freeze({
-  artifact: 'ENOT_PUT_ARTIFACT_URL',
-  log: 'ENOT_PUT_LOG_URL',
-  result: 'ENOT_PUT_RESULT_URL',
+export const UPLOAD_FORM_ENV = Object.freeze({
+  artifact: 'ENOT_UPLOAD_ARTIFACT_FORM',
+  log: 'ENOT_UPLOAD_LOG_FORM',
+  result: 'ENOT_UPLOAD_RESULT_FORM',
 });
+
+/** The form field carrying the base64 of the file's raw SHA-256 digest (S3 verifies the body against it). */
+export const UPLOAD_CHECKSUM_FIELD = 'x-amz-checksum-sha256';
 
 /** The Content-Type each output is uploaded (and signed) with. */
 export const OUTPUT_CONTENT_TYPES = Object.freeze({
@@ -105,7 +111,7 @@ export const BUILD_OUTPUT = Object.freeze({
 });
 
 /**
- * The BlobStore keys of a build's outputs (on AWS each is written through its own presigned URL only).
+ * The BlobStore keys of a build's outputs (on AWS each is written through its own presigned form only).
  * @param {string} buildId
  * @returns {{ artifact: string, log: string, result: string }}
  */

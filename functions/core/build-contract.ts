@@ -7,9 +7,26 @@ import { BUILD_ENV, RUNNER_ENV as RUNNER_ENV_NAMES } from './build-contract-name
 import type { BuildJob } from './ports.js';
 
 export {
-  BUILD_ENV, BUILD_LIMIT_DEFAULTS, BUILD_OUTPUT, ERTS_CONTENT_TYPES, ERTS_INDEX_KEY, OUTPUT_CONTENT_TYPES, RUNNER_ENV, UPLOAD_URL_ENV,
-  buildBlobKeys, ertsBlobKey,
+  BUILD_ENV, BUILD_LIMIT_DEFAULTS, BUILD_OUTPUT, ERTS_CONTENT_TYPES, ERTS_INDEX_KEY, OUTPUT_CONTENT_TYPES, RUNNER_ENV, UPLOAD_CHECKSUM_FIELD,
+  UPLOAD_FORM_ENV, buildBlobKeys, ertsBlobKey,
 } from './build-contract-names.mjs';
+
+/** A presigned S3 POST Object form (UPLOAD_FORM_ENV): POST multipart/form-data to `url`, these fields, the file last. */
+export interface UploadForm {
+  url: string;
+  fields: Record<string, string>;
+}
+
+/**
+ * The largest upload each output's form allows (its policy's content-length-range). The artifact and the log are
+ * bounded by the build itself (the sandbox's disk, ENOT_BUILD_LOG_MAX_BYTES), so theirs is S3's own limit for one
+ * POST; result.json is a few hundred bytes.
+ */
+export const UPLOAD_MAX_BYTES = Object.freeze({
+  artifact: 5 * 1024 ** 3,
+  log: 5 * 1024 ** 3,
+  result: 1024 * 1024,
+});
 
 /**
  * How long a started build may wait for a machine before it runs (CodeBuild's queued timeout, when the

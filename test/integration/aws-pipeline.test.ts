@@ -1,7 +1,7 @@
 // The build pipeline's AWS side: the SQS, CodeBuild and SES adapters' calls (mocked SQS/CodeBuild/SES call
 // shapes with aws-sdk-client-mock), and the worker entry points as Lambda runs them, on a real store, with
-// recorded CodeBuild "Build State Change" events and the build's files in s3rver. The upload URLs in StartBuild
-// are really presigned (signing is local); presigned-upload.test.ts PUTs through them.
+// recorded CodeBuild "Build State Change" events and the build's files in s3rver. The upload forms in StartBuild
+// are really presigned (signing is local); presigned-upload.test.ts POSTs through them.
 import {
   AccountLimitExceededException, CodeBuildClient, CodeBuildServiceException, ResourceNotFoundException, StartBuildCommand,
   type StartBuildCommandInput,
@@ -17,14 +17,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
-import { CodeBuildBuilder, timeoutMinutes, uploadUrlExpiryS, type PresignUpload } from '#adapters/builder/codebuild-builder.js';
+import { CodeBuildBuilder, timeoutMinutes, uploadFormExpiryS, type PresignUpload } from '#adapters/builder/codebuild-builder.js';
 import { parseBuildStateChange } from '#functions/workers/codebuild-state-change.js';
 import { SesMailer } from '#adapters/mail/ses-mailer.js';
 import { InMemoryMetrics } from '#adapters/metrics/memory-metrics.js';
 import { parseBuildMessage } from '#core/build-queue-message.js';
 import { SQS_BATCH_MAX, SqsBuildQueue } from '#adapters/queue/sqs-build-queue.js';
 import {
-  BUILD_ENV, BUILDER_QUEUE_LIMIT_S, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, type BuildResult,
+  BUILD_ENV, BUILDER_QUEUE_LIMIT_S, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, UPLOAD_CHECKSUM_FIELD, UPLOAD_FORM_ENV,
+  UPLOAD_MAX_BYTES, type BuildResult, type UploadForm,
 } from '#core/build-contract.js';
 import type { Build } from '#core/model.js';
 import { BuilderBusyError } from '#core/errors.js';
@@ -96,35 +97,45 @@ const throttling = () => new CodeBuildServiceException({
 });
 
 /** Presigns for real (signing needs no network) with the fake credentials, and records what it was asked. */
-function recordingPresigner(bucket = 'enot-builder-blobs'): { presign: PresignUpload; calls: [string, string, number][] } {
+function recordingPresigner(bucket = 'enot-builder-blobs'): { presign: PresignUpload; calls: [string, string, number, number][] } {
   const store = new S3BlobStore({ client: new S3Client({ region: REGION, credentials: FAKE_CREDENTIALS }), bucket, presignTtlS: 60 });
-  const calls: [string, string, number][] = [];
+  const calls: [string, string, number, number][] = [];
   return {
     calls,
-    presign: (key, contentType, expiresS) => {
-      calls.push([key, contentType, expiresS]);
-      return store.presignPut(key, contentType, expiresS);
+    presign: (key, contentType, expiresS, maxBytes) => {
+      calls.push([key, contentType, expiresS, maxBytes]);
+      return store.presignPost(key, contentType, expiresS, maxBytes);
     },
   };
 }
 
-/** The three upload URLs of a StartBuild input, by output, checked to be one PUT URL for exactly that output's key. */
-function expectUploadUrls(input: StartBuildCommandInput, buildId: string, expiresS: number): Record<keyof typeof UPLOAD_URL_ENV, URL> {
+/**
+ * The three upload forms of a StartBuild input, by output, each checked to be one POST form whose signed policy
+ * names exactly that output's key and Content-Type, expires `expiresS` after signing and requires the checksum.
+ */
+function expectUploadForms(input: StartBuildCommandInput, buildId: string, expiresS: number): Record<keyof typeof UPLOAD_FORM_ENV, UploadForm> {
   const vars = Object.fromEntries((input.environmentVariablesOverride ?? []).map((v) => [v.name, v]));
   const keys = buildBlobKeys(buildId);
-  const urls = {} as Record<keyof typeof UPLOAD_URL_ENV, URL>;
-  for (const output of Object.keys(UPLOAD_URL_ENV) as (keyof typeof UPLOAD_URL_ENV)[]) {
-    const variable = vars[UPLOAD_URL_ENV[output]];
+  const forms = {} as Record<keyof typeof UPLOAD_FORM_ENV, UploadForm>;
+  for (const output of Object.keys(UPLOAD_FORM_ENV) as (keyof typeof UPLOAD_FORM_ENV)[]) {
+    const variable = vars[UPLOAD_FORM_ENV[output]];
     expect(variable?.type, output).toBe('PLAINTEXT');
-    const url = new URL(variable!.value!);
-    expect(url.protocol, output).toBe('https:');
-    expect(url.pathname.endsWith(`/${keys[output]}`), `${output}: ${url.pathname}`).toBe(true);
-    expect(url.searchParams.get('X-Amz-Expires'), output).toBe(String(expiresS));
-    expect(url.searchParams.get('X-Amz-SignedHeaders')?.split(';'), output).toContain('content-type');
-    expect(url.searchParams.get('x-id'), output).toBe('PutObject');
-    urls[output] = url;
+    const form = JSON.parse(variable!.value!) as UploadForm;
+    expect(new URL(form.url).protocol, output).toBe('https:');
+    expect(form.fields, output).toMatchObject({ key: keys[output], 'Content-Type': OUTPUT_CONTENT_TYPES[output] });
+    const policy = JSON.parse(Buffer.from(form.fields.Policy, 'base64').toString('utf8')) as { expiration: string; conditions: unknown[] };
+    expect(policy.conditions, output).toEqual(expect.arrayContaining([
+      ['eq', '$key', keys[output]],
+      ['eq', '$Content-Type', OUTPUT_CONTENT_TYPES[output]],
+      ['content-length-range', 0, UPLOAD_MAX_BYTES[output]],
+      ['starts-with', `$${UPLOAD_CHECKSUM_FIELD}`, ''],
+    ]));
+    const signedAt = Date.UTC(...(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(form.fields['X-Amz-Date'])!.slice(1)
+      .map(Number).map((n, i) => (i === 1 ? n - 1 : n)) as [number, number, number, number, number, number]));
+    expect(Date.parse(policy.expiration) - signedAt, output).toBe(expiresS * 1000);
+    forms[output] = form;
   }
-  return urls;
+  return forms;
 }
 
 const job = (over: Partial<BuildJob> = {}): BuildJob => ({
@@ -219,7 +230,7 @@ describe('CodeBuildBuilder (mocked CodeBuild call shapes)', () => {
   });
   afterAll(() => codebuild.restore());
 
-  it('starts the project with exactly the contract\'s variables and upload URLs, in plain text, the timeout and an idempotency token', async () => {
+  it('starts the project with exactly the contract\'s variables and upload forms, in plain text, the timeout and an idempotency token', async () => {
     const codeBuildId = `${PROJECT}:${randomUUID()}`;
     codebuild.on(StartBuildCommand).resolves({ build: { id: codeBuildId, arn: `arn:aws:codebuild:${REGION}:${ACCOUNT}:build/${codeBuildId}` } });
     const j = job();
@@ -231,34 +242,34 @@ describe('CodeBuildBuilder (mocked CodeBuild call shapes)', () => {
     expect(input.idempotencyToken).toBe(j.buildId);
     const overrides = input.environmentVariablesOverride!;
     expect(overrides.every((v) => v.type === 'PLAINTEXT')).toBe(true);
-    expect(overrides.map((v) => v.name).sort()).toEqual([...Object.values(BUILD_ENV), ...Object.values(UPLOAD_URL_ENV)].sort());
-    const urlNames = new Set<string>(Object.values(UPLOAD_URL_ENV));
-    expect(Object.fromEntries(overrides.filter((v) => !urlNames.has(v.name!)).map((v) => [v.name, v.value]))).toEqual(buildEnvironment(j));
+    expect(overrides.map((v) => v.name).sort()).toEqual([...Object.values(BUILD_ENV), ...Object.values(UPLOAD_FORM_ENV)].sort());
+    const formNames = new Set<string>(Object.values(UPLOAD_FORM_ENV));
+    expect(Object.fromEntries(overrides.filter((v) => !formNames.has(v.name!)).map((v) => [v.name, v.value]))).toEqual(buildEnvironment(j));
     // Queued up to CodeBuild's queue limit, then run up to the timeout, then publish: 901 + 1800 + 600 s.
     const expiresS = j.timeoutS + BUILDER_QUEUE_LIMIT_S + 600;
     expect(expiresS).toBe(3301);
-    expectUploadUrls(input, j.buildId, expiresS);
-    // Each URL was signed for its own key with the content type publish must send.
+    expectUploadForms(input, j.buildId, expiresS);
+    // Each form was signed for its own key with the content type publish must send and its output's size bound.
     const keys = buildBlobKeys(j.buildId);
     expect(presigner.calls.sort()).toEqual([
-      [keys.artifact, OUTPUT_CONTENT_TYPES.artifact, expiresS],
-      [keys.log, OUTPUT_CONTENT_TYPES.log, expiresS],
-      [keys.result, OUTPUT_CONTENT_TYPES.result, expiresS],
+      [keys.artifact, OUTPUT_CONTENT_TYPES.artifact, expiresS, UPLOAD_MAX_BYTES.artifact],
+      [keys.log, OUTPUT_CONTENT_TYPES.log, expiresS, UPLOAD_MAX_BYTES.log],
+      [keys.result, OUTPUT_CONTENT_TYPES.result, expiresS, UPLOAD_MAX_BYTES.result],
     ].sort());
-    // Nothing of the service's own environment rides along, and no signing secret: a URL names the key id only.
+    // Nothing of the service's own environment rides along, and no signing secret: a form names the key id only.
     expect(JSON.stringify(input)).not.toMatch(/SECRET|PASSWORD|TOKEN_|DATABASE|AWS_|ENOT_DB_|GIT_SECRET/);
     expect(JSON.stringify(input)).not.toContain(FAKE_CREDENTIALS.secretAccessKey);
     expect(JSON.stringify(input)).not.toContain(encodeURIComponent(FAKE_CREDENTIALS.secretAccessKey));
     expect(Object.keys(input).sort()).toEqual(['environmentVariablesOverride', 'idempotencyToken', 'projectName', 'queuedTimeoutInMinutesOverride', 'timeoutInMinutesOverride']);
   });
 
-  it('lets the upload URLs live no longer than S3 allows (seven days)', () => {
-    expect(uploadUrlExpiryS(900)).toBe(3300);
-    expect(uploadUrlExpiryS(2160 * 60)).toBe(2160 * 60 + BUILDER_QUEUE_LIMIT_S + 600);
-    expect(uploadUrlExpiryS(30 * 24 * 3600)).toBe(7 * 24 * 3600);
+  it('lets the upload forms live no longer than S3 allows (seven days)', () => {
+    expect(uploadFormExpiryS(900)).toBe(3300);
+    expect(uploadFormExpiryS(2160 * 60)).toBe(2160 * 60 + BUILDER_QUEUE_LIMIT_S + 600);
+    expect(uploadFormExpiryS(30 * 24 * 3600)).toBe(7 * 24 * 3600);
   });
 
-  it('starts nothing when the URLs cannot be signed, and says why (not busy)', async () => {
+  it('starts nothing when the forms cannot be signed, and says why (not busy)', async () => {
     const failing = new CodeBuildBuilder({
       projectName: PROJECT, client, presignUpload: () => Promise.reject(new Error('Could not load credentials from any providers')),
     });
@@ -353,7 +364,7 @@ describe('the aws wiring (mocked SQS/CodeBuild/SES call shapes)', () => {
     await expect(openBuildQueue(aws({})).enqueue([id])).rejects.toThrow(/ENOT_QUEUE_URL/);
   });
 
-  it('starts builds on the ENOT_BUILD_PROJECT project with URLs signed for ENOT_BUCKET, and has no builder without one', async () => {
+  it('starts builds on the ENOT_BUILD_PROJECT project with forms signed for ENOT_BUCKET, and has no builder without one', async () => {
     codebuild.on(StartBuildCommand).resolves({ build: { id: `${PROJECT}:1` } });
     expect(openBuilder(aws({}))).toBeUndefined();
     expect(openBuilder(loadConfig({ ENOT_BUILD_PROJECT: PROJECT }))).toBeUndefined();
@@ -368,18 +379,19 @@ describe('the aws wiring (mocked SQS/CodeBuild/SES call shapes)', () => {
       expect(await builder?.start(j)).toEqual({ builderId: `${PROJECT}:1` });
       const input = codebuild.commandCalls(StartBuildCommand)[0].args[0].input;
       expect(input.projectName).toBe(PROJECT);
-      const urls = expectUploadUrls(input, j.buildId, uploadUrlExpiryS(j.timeoutS));
-      for (const url of Object.values(urls)) {
-        expect(url.host).toBe(`enot-blobs.s3.${REGION}.amazonaws.com`);
-        expect(url.searchParams.get('X-Amz-Credential')).toMatch(new RegExp(`^${FAKE_CREDENTIALS.accessKeyId}/\\d{8}/${REGION}/s3/aws4_request$`));
+      const forms = expectUploadForms(input, j.buildId, uploadFormExpiryS(j.timeoutS));
+      for (const form of Object.values(forms)) {
+        expect(new URL(form.url).host).toBe(`enot-blobs.s3.${REGION}.amazonaws.com`);
+        expect(form.fields['X-Amz-Credential']).toMatch(new RegExp(`^${FAKE_CREDENTIALS.accessKeyId}/\\d{8}/${REGION}/s3/aws4_request$`));
       }
 
       // The same S3 settings as the blob store: a local endpoint is signed for, path style.
       const local = openBuilder(aws({ ENOT_BUILD_PROJECT: PROJECT, ENOT_BUCKET: 'enot-blobs', ENOT_S3_ENDPOINT: 'http://127.0.0.1:4569' }));
       await local?.start(job());
       const artifact = codebuild.commandCalls(StartBuildCommand)[1].args[0].input.environmentVariablesOverride!
-        .find((v) => v.name === UPLOAD_URL_ENV.artifact)!.value!;
-      expect(artifact).toMatch(/^http:\/\/127\.0\.0\.1:4569\/enot-blobs\/artifacts\/[0-9a-f-]{36}\.ep\?/);
+        .find((v) => v.name === UPLOAD_FORM_ENV.artifact)!.value!;
+      expect((JSON.parse(artifact) as UploadForm).url).toBe('http://127.0.0.1:4569/enot-blobs');
+      expect((JSON.parse(artifact) as UploadForm).fields.key).toMatch(/^artifacts\/[0-9a-f-]{36}\.ep$/);
     } finally {
       if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
       else process.env.AWS_ACCESS_KEY_ID = saved.id;
@@ -509,7 +521,7 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       webhookSecret: () => Promise.resolve(undefined),
       builder: new CodeBuildBuilder({
         projectName: PROJECT, client: codeBuildClient,
-        presignUpload: (key, contentType, expiresS) => blobs.presignPut(key, contentType, expiresS),
+        presignUpload: (key, contentType, expiresS, maxBytes) => blobs.presignPost(key, contentType, expiresS, maxBytes),
       }),
     };
     useDeps(installed);
@@ -542,10 +554,15 @@ describe('the pipeline workers on a real store (mocked SQS/CodeBuild/SES call sh
       expect(input.idempotencyToken).toBe(build.id);
       expect(input.environmentVariablesOverride).toContainEqual({ name: BUILD_ENV.buildId, value: build.id, type: 'PLAINTEXT' });
       expect(input.timeoutInMinutesOverride).toBe(TIMEOUT_S / 60);
-      // The upload URLs, signed for this build's keys in the bucket the function is given.
-      const urls = Object.values(UPLOAD_URL_ENV).map((name) => new URL(input.environmentVariablesOverride!.find((v) => v.name === name)!.value!));
-      expect(urls.map((u) => u.pathname)).toEqual(Object.values(buildBlobKeys(build.id)).map((key) => `/${s3.bucket}/${key}`));
-      for (const url of urls) expect(url.searchParams.get('X-Amz-Expires')).toBe(String(TIMEOUT_S + BUILDER_QUEUE_LIMIT_S + 600));
+      // The upload forms, signed for this build's keys in the bucket the function is given.
+      const forms = Object.values(UPLOAD_FORM_ENV)
+        .map((name) => JSON.parse(input.environmentVariablesOverride!.find((v) => v.name === name)!.value!) as UploadForm);
+      expect(forms.map((f) => f.fields.key)).toEqual(Object.values(buildBlobKeys(build.id)));
+      for (const form of forms) {
+        expect(form.fields.bucket).toBe(s3.bucket);
+        const { expiration } = JSON.parse(Buffer.from(form.fields.Policy, 'base64').toString('utf8')) as { expiration: string };
+        expect(Date.parse(expiration) - Date.now()).toBeGreaterThan((TIMEOUT_S + BUILDER_QUEUE_LIMIT_S + 600 - 60) * 1000);
+      }
       const view = await store.getBuild(build.id);
       expect(view?.status).toBe('running');
       expect(view?.builderId).toMatch(new RegExp(`^${PROJECT}:[0-9a-f-]{36}$`));

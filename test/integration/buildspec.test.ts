@@ -1,6 +1,7 @@
 // The build itself: buildspec.yml's phases run command by command with bash, the way CodeBuild and the local builder
 // run them, on real git repositories and the Erlang installed here. The builder's time limit is the local runner's
 // business and is tested there.
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -13,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { S3BlobStore } from '#adapters/blob/s3-blob-store.js';
 import {
-  BUILD_OUTPUT, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, parseBuildResult, UPLOAD_URL_ENV, type BuildResult,
+  BUILD_OUTPUT, buildBlobKeys, buildEnvironment, OUTPUT_CONTENT_TYPES, parseBuildResult, UPLOAD_FORM_ENV, UPLOAD_MAX_BYTES,
+  type BuildResult, type UploadForm,
 } from '#core/build-contract.js';
 import { startCheckedS3, type CheckedS3 } from '#support/sigv4-checking-proxy.js';
 import {
@@ -495,7 +497,7 @@ describe('the compile sandbox', () => {
   });
 });
 
-describe('publish on CodeBuild: PUTs to the presigned URLs of the build\'s own keys (s3rver behind a SigV4 checker, nothing mocked)', () => {
+describe('publish on CodeBuild: POSTs through the presigned forms of the build\'s own keys (s3rver behind the checker, nothing mocked)', () => {
   let checked: CheckedS3;
   let blobs: S3BlobStore;
 
@@ -505,18 +507,20 @@ describe('publish on CodeBuild: PUTs to the presigned URLs of the build\'s own k
   });
   afterAll(() => checked?.close());
 
-  async function urlsFor(buildId: string, keys = buildBlobKeys(buildId)): Promise<Record<string, string>> {
-    return {
-      [UPLOAD_URL_ENV.artifact]: await blobs.presignPut(keys.artifact, OUTPUT_CONTENT_TYPES.artifact, 600),
-      [UPLOAD_URL_ENV.log]: await blobs.presignPut(keys.log, OUTPUT_CONTENT_TYPES.log, 600),
-      [UPLOAD_URL_ENV.result]: await blobs.presignPut(keys.result, OUTPUT_CONTENT_TYPES.result, 600),
-    };
+  /** The forms the dispatcher would pass, by UPLOAD_FORM_ENV name. */
+  async function formsFor(buildId: string, keys = buildBlobKeys(buildId)): Promise<Record<string, UploadForm>> {
+    const outputs = ['artifact', 'log', 'result'] as const;
+    return Object.fromEntries(await Promise.all(outputs.map(async (output) => [
+      UPLOAD_FORM_ENV[output], await blobs.presignPost(keys[output], OUTPUT_CONTENT_TYPES[output], 600, UPLOAD_MAX_BYTES[output]),
+    ])));
   }
+  const asEnv = (forms: Record<string, UploadForm>) =>
+    Object.fromEntries(Object.entries(forms).map(([name, form]) => [name, JSON.stringify(form)]));
 
   it('uploads the package, the log and the result where completion reads them', async () => {
     const repo = await fixture(plainLibRepo({ name: 'uploaded_lib' }));
     const buildId = `b-${buildCount + 1}`;
-    const run = await runBuild(repo, await urlsFor(buildId));
+    const run = await runBuild(repo, asEnv(await formsFor(buildId)));
     expect(run.phasesOk.post_build).toBe(true);
     const keys = buildBlobKeys(buildId);
     const result = parseBuildResult((await blobs.get(keys.result))!.toString('utf8'));
@@ -524,25 +528,34 @@ describe('publish on CodeBuild: PUTs to the presigned URLs of the build\'s own k
     const artifact = (await blobs.get(keys.artifact))!;
     expect(createHash('sha256').update(artifact).digest('hex')).toBe(result!.artifactSha256);
     expect((await blobs.get(keys.log))!.toString('utf8')).toContain('==> result: succeeded');
+    // Each upload carried its SHA-256, which S3 (the checker, for s3rver) verified and keeps: digest() reads it.
+    expect(checked.checker.refused).toEqual([]);
+    const head = await checked.client.send(new HeadObjectCommand({ Bucket: checked.s3.bucket, Key: keys.artifact, ChecksumMode: 'ENABLED' }));
+    expect(head.ChecksumSHA256).toBe(Buffer.from(result!.artifactSha256!, 'hex').toString('base64'));
+    expect(head.ContentType).toBe(OUTPUT_CONTENT_TYPES.artifact);
+    expect((await blobs.digest(keys.result))?.sha256).toBe(createHash('sha256').update((await blobs.get(keys.result))!).digest('hex'));
     expect(run.log).not.toContain('X-Amz-Signature');
   });
 
-  it('fails the builder (post_build non-zero) when a URL is refused, and says which file', async () => {
+  it('fails the builder (post_build non-zero) when a form is refused, and says which file', async () => {
     const repo = await fixture(plainLibRepo({ name: 'refused_lib' }));
     const buildId = `b-${buildCount + 1}`;
-    // URLs signed for another build's keys: the checker refuses them once the path is rewritten to ours.
+    // Forms signed for another build's keys: the checker refuses them once the key field is rewritten to ours.
     const their = buildBlobKeys('someone-else');
-    const theirs = await urlsFor('someone-else', their);
+    const theirs = await formsFor('someone-else', their);
     const ours = buildBlobKeys(buildId);
-    const forged = {
-      [UPLOAD_URL_ENV.artifact]: theirs[UPLOAD_URL_ENV.artifact].replace(`/${their.artifact}?`, `/${ours.artifact}?`),
-      [UPLOAD_URL_ENV.log]: theirs[UPLOAD_URL_ENV.log].replace(`/${their.log}?`, `/${ours.log}?`),
-      [UPLOAD_URL_ENV.result]: theirs[UPLOAD_URL_ENV.result].replace(`/${their.result}?`, `/${ours.result}?`),
-    };
-    for (const name of Object.values(UPLOAD_URL_ENV)) expect(forged[name], name).not.toBe(theirs[name]);
-    const run = await runBuild(repo, forged);
+    const forged = Object.fromEntries(Object.entries(theirs).map(([name, form]) => {
+      const output = (Object.keys(UPLOAD_FORM_ENV) as (keyof typeof UPLOAD_FORM_ENV)[]).find((o) => UPLOAD_FORM_ENV[o] === name)!;
+      expect(form.fields.key, name).toBe(their[output]);
+      return [name, { ...form, fields: { ...form.fields, key: ours[output] } }];
+    }));
+    const refusedBefore = checked.checker.refused.length;
+    const run = await runBuild(repo, asEnv(forged));
     expect(run.phasesOk.post_build).toBe(false);
-    expect(await blobs.get(ours.result)).toBeNull();
+    // The first upload (the package) was refused by its policy, naming the file and S3's code, and nothing landed.
+    expect(run.log).toMatch(/uploading package\.ep to \/[^ ]+ failed \(HTTP 403 AccessDenied\)/);
+    expect(checked.checker.refused.slice(refusedBefore).map((r) => r.reason)).toEqual([expect.stringContaining('Policy Condition failed')]);
+    for (const key of Object.values(ours)) expect(await blobs.get(key), key).toBeNull();
   });
 });
 

@@ -1,11 +1,12 @@
-// BlobStore on S3 (AWS runtime): objects in one bucket, downloads as presigned GET redirects, and presigned PUT
-// URLs for builds that upload without S3 permissions of their own.
+// BlobStore on S3 (AWS runtime): objects in one bucket, downloads as presigned GET redirects, and presigned POST
+// forms for builds that upload without S3 permissions of their own.
 // The SDK is loaded on first use, not at import: most functions never touch a blob.
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat as statFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import { UPLOAD_CHECKSUM_FIELD, type UploadForm } from '#core/build-contract.js';
 import { BlobExistsError } from '#core/errors.js';
 import type { BlobDigest, BlobInfo, BlobStore, DownloadOptions, DownloadResponse } from '#core/ports.js';
 import { assertValidBlobKey, attachmentDisposition, isWriteOnceKey } from './blob-key.js';
@@ -22,21 +23,22 @@ export interface S3BlobStoreOptions {
 
 type S3Sdk = typeof import('@aws-sdk/client-s3');
 type Presigner = typeof import('@aws-sdk/s3-request-presigner');
+type PresignedPost = typeof import('@aws-sdk/s3-presigned-post');
 
 // Required on first use (lazy-require.ts): they load in about a third of the CPU that import() takes,
 // which is what a cold start feels, and only a function that touches a blob loads them.
 const s3Sdk = lazyRequire<S3Sdk>('@aws-sdk/client-s3');
 const s3Presigner = lazyRequire<Presigner>('@aws-sdk/s3-request-presigner');
+const s3PresignedPost = lazyRequire<PresignedPost>('@aws-sdk/s3-presigned-post');
 
 // User metadata (x-amz-meta-sha256), hex: what HeadObject hands back to stat().
 const SHA256_METADATA = 'sha256';
 
-/** The longest a SigV4 presigned URL may live (S3 refuses X-Amz-Expires above seven days). */
+/** The longest a presigned upload may live: the seven days S3 allows a SigV4 presigned URL, for forms too. */
 export const S3_PRESIGN_MAX_S = 7 * 24 * 3600;
 
-// Headers the SDK's default request checksums (CRC32) add to a PutObject. Presigned without a body, they would sign
-// the checksum of an empty body into the URL, and S3 would refuse every real upload through it.
-const CHECKSUM_HEADER = /^x-amz-(checksum-|sdk-checksum-algorithm$)/i;
+/** S3's largest single upload (PUT or POST Object): 5 GiB. */
+export const S3_SINGLE_UPLOAD_MAX_BYTES = 5 * 1024 ** 3;
 
 export class S3BlobStore implements BlobStore {
   private readonly bucket: string;
@@ -172,8 +174,9 @@ export class S3BlobStore implements BlobStore {
   }
 
   /**
-   * The checksum S3 verified when the object was uploaded with one (put, putFile), from one HEAD. An object without
-   * one (uploaded without a checksum, or in parts) is read and hashed instead, pinned to the version the HEAD saw.
+   * The checksum S3 verified when the object was uploaded with one, from one HEAD: every upload here carries one
+   * (put, putFile, and a build's POST through presignPost, whose policy requires it). An object without one
+   * (uploaded some other way, or in parts) is read and hashed instead, pinned to the version the HEAD saw.
    * The x-amz-meta-sha256 metadata is not used: whoever uploads sets it, and S3 never checks it against the bytes.
    */
   async digest(key: string): Promise<BlobDigest | null> {
@@ -214,31 +217,37 @@ export class S3BlobStore implements BlobStore {
   }
 
   /**
-   * A URL that lets whoever holds it PUT one object at `key`, with exactly `contentType` (the signature covers
-   * the Content-Type header, so another type is refused), for `expiresInS` seconds. Signed with this store's
-   * credentials, which must allow s3:PutObject on the key; signed with temporary credentials, the URL also stops
-   * working when they expire.
+   * A presigned POST Object form that lets whoever holds it upload one object at `key`, with exactly `contentType`,
+   * of at most `maxBytes`, for `expiresInS` seconds, and only with an x-amz-checksum-sha256 field: S3 checks the
+   * body against it (a mismatch is refused with BadDigest) and keeps it, so digest() reads it back from one HEAD.
+   * A checksum cannot ride in a presigned PUT: S3 refuses x-amz-* headers its signature does not cover, and the
+   * digest exists only after the build. The policy is signed with this store's credentials, which must allow
+   * s3:PutObject on the key; signed with temporary ones, the form also stops working when they expire.
    */
-  async presignPut(key: string, contentType: string, expiresInS: number): Promise<string> {
+  async presignPost(key: string, contentType: string, expiresInS: number, maxBytes: number): Promise<UploadForm> {
     assertValidBlobKey(key);
     if (!Number.isInteger(expiresInS) || expiresInS < 1 || expiresInS > S3_PRESIGN_MAX_S) {
-      throw new RangeError(`a presigned URL lives 1 to ${S3_PRESIGN_MAX_S} seconds, not ${expiresInS}`);
+      throw new RangeError(`a presigned upload lives 1 to ${S3_PRESIGN_MAX_S} seconds, not ${expiresInS}`);
     }
-    const { sdk, client } = this.s3();
-    const command = new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: contentType });
-    // After the checksum middleware (build step) and before signing (finalizeRequest).
-    command.middlewareStack.add((next) => async (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      for (const name of Object.keys(request.headers ?? {})) {
-        if (CHECKSUM_HEADER.test(name)) delete request.headers![name];
-      }
-      return next(args);
-    }, { step: 'build', priority: 'low', name: 'enotDropEmptyBodyChecksum' });
-    return s3Presigner().getSignedUrl(client, command, {
-      expiresIn: expiresInS,
-      // The presigner leaves Content-Type unsigned by default; signed, an upload cannot choose its own type.
-      signableHeaders: new Set(['content-type']),
+    if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > S3_SINGLE_UPLOAD_MAX_BYTES) {
+      throw new RangeError(`a presigned upload takes 0 to ${S3_SINGLE_UPLOAD_MAX_BYTES} bytes, not ${maxBytes}`);
+    }
+    const { client } = this.s3();
+    const { url, fields } = await s3PresignedPost().createPresignedPost(client, {
+      Bucket: this.bucket,
+      Key: key,
+      // Fields are signed as exact matches, and the form hands them to the uploader.
+      Fields: { 'Content-Type': contentType, 'x-amz-checksum-algorithm': 'SHA256' },
+      Conditions: [
+        ['eq', '$key', key],
+        ['eq', '$Content-Type', contentType],
+        ['content-length-range', 0, maxBytes],
+        // Any value the uploader computes, but the field must be there: without it S3 would store unverified bytes.
+        ['starts-with', `$${UPLOAD_CHECKSUM_FIELD}`, ''],
+      ],
+      Expires: expiresInS,
     });
+    return { url, fields };
   }
 }
 

@@ -1,10 +1,10 @@
 // The Builder on CodeBuild (AWS runtime): one StartBuild per build, the job passed as environment overrides with
-// presigned PUT URLs for the build's own outputs, so the build's role needs no S3 write at all.
+// presigned POST forms for the build's own outputs, so the build's role needs no S3 write at all.
 // The end of a build comes back as an EventBridge event (workers/codebuild-state-change.ts). The SDK is loaded on first use.
 import type { CodeBuildClient, CodeBuildClientConfig, StartBuildCommandInput } from '@aws-sdk/client-codebuild';
 import {
-  BUILDER_QUEUE_LIMIT_S, OUTPUT_CONTENT_TYPES, UPLOAD_URL_ENV, buildBlobKeys, buildEnvironment, dependencyEnvironment,
-  type DependencyPolicy,
+  BUILDER_QUEUE_LIMIT_S, OUTPUT_CONTENT_TYPES, UPLOAD_FORM_ENV, UPLOAD_MAX_BYTES, buildBlobKeys, buildEnvironment,
+  dependencyEnvironment, type DependencyPolicy, type UploadForm,
 } from '#core/build-contract.js';
 import { BuilderBusyError } from '#core/errors.js';
 import type { BuildJob, Builder } from '#core/ports.js';
@@ -33,16 +33,19 @@ const BUSY_ERRORS = new Set([
 ]);
 
 /** Slack past the build's own limits: CodeBuild rounds the timeout up to whole minutes, and publish runs last. */
-export const UPLOAD_URL_MARGIN_S = 600;
+export const UPLOAD_FORM_MARGIN_S = 600;
 
-/** Makes a URL that lets its holder PUT one object at `key` with `contentType` (S3BlobStore.presignPut). */
-export type PresignUpload = (key: string, contentType: string, expiresS: number) => Promise<string>;
+/**
+ * Makes a form that lets its holder upload one object of at most `maxBytes` at `key` with `contentType`, carrying
+ * its SHA-256 (S3BlobStore.presignPost).
+ */
+export type PresignUpload = (key: string, contentType: string, expiresS: number, maxBytes: number) => Promise<UploadForm>;
 
 export interface CodeBuildBuilderOptions {
   projectName: string;
   /**
-   * Signs the build's upload URLs. The signer's credentials need s3:PutObject on the keys (the dispatcher's role
-   * has it under artifacts/ and logs/ only); the build itself gets only the URLs.
+   * Signs the build's upload forms. The signer's credentials need s3:PutObject on the keys (the dispatcher's role
+   * has it under artifacts/ and logs/ only); the build itself gets only the forms.
    */
   presignUpload: PresignUpload;
   /** A ready client (tests); else one is made from `clientConfig` on first use. */
@@ -59,13 +62,13 @@ export function timeoutMinutes(timeoutS: number): number {
 }
 
 /**
- * How long a build's upload URLs live: the build may wait BUILDER_QUEUE_LIMIT_S for a machine, then run timeoutS,
- * then publish, within S3's seven-day limit. URLs signed with temporary credentials (the Lambda role's, on AWS) also stop working when those
+ * How long a build's upload forms live: the build may wait BUILDER_QUEUE_LIMIT_S for a machine, then run timeoutS,
+ * then publish, within S3's seven-day limit. Forms signed with temporary credentials (the Lambda role's, on AWS) also stop working when those
  * credentials expire, whatever X-Amz-Expires says; an upload refused then fails publish, so the build ends FAILED
  * rather than half-published.
  */
-export function uploadUrlExpiryS(timeoutS: number): number {
-  return Math.min(S3_PRESIGN_MAX_S, timeoutS + BUILDER_QUEUE_LIMIT_S + UPLOAD_URL_MARGIN_S);
+export function uploadFormExpiryS(timeoutS: number): number {
+  return Math.min(S3_PRESIGN_MAX_S, timeoutS + BUILDER_QUEUE_LIMIT_S + UPLOAD_FORM_MARGIN_S);
 }
 
 export class CodeBuildBuilder implements Builder {
@@ -76,28 +79,29 @@ export class CodeBuildBuilder implements Builder {
   }
 
   /**
-   * The presigned PUT URLs for the job's three outputs, by UPLOAD_URL_ENV name: each is good for its own key and
-   * Content-Type only, so a build (or code that takes over one) can write nothing but its own files.
+   * The presigned POST forms for the job's three outputs, as JSON by UPLOAD_FORM_ENV name: each is good for its own
+   * key, Content-Type and size only, and only with the file's SHA-256, so a build (or code that takes over one) can
+   * write nothing but its own files, and S3 stores nothing but the bytes the build hashed.
    */
-  async uploadUrls(job: BuildJob): Promise<Record<string, string>> {
+  async uploadForms(job: BuildJob): Promise<Record<string, string>> {
     const keys = buildBlobKeys(job.buildId);
-    const expiresS = uploadUrlExpiryS(job.timeoutS);
-    const outputs = Object.keys(UPLOAD_URL_ENV) as (keyof typeof UPLOAD_URL_ENV)[];
-    const urls = await Promise.all(outputs.map((output) =>
-      this.options.presignUpload(keys[output], OUTPUT_CONTENT_TYPES[output], expiresS)));
-    return Object.fromEntries(outputs.map((output, i) => [UPLOAD_URL_ENV[output], urls[i]]));
+    const expiresS = uploadFormExpiryS(job.timeoutS);
+    const outputs = Object.keys(UPLOAD_FORM_ENV) as (keyof typeof UPLOAD_FORM_ENV)[];
+    const forms = await Promise.all(outputs.map((output) =>
+      this.options.presignUpload(keys[output], OUTPUT_CONTENT_TYPES[output], expiresS, UPLOAD_MAX_BYTES[output])));
+    return Object.fromEntries(outputs.map((output, i) => [UPLOAD_FORM_ENV[output], JSON.stringify(forms[i])]));
   }
 
   /**
-   * The StartBuild request for a job: the contract's variables and the upload URLs, all plain text. A URL is a
+   * The StartBuild request for a job: the contract's variables and the upload forms, all plain text. A form is a
    * capability, not a credential: it names the signer's access key id (and session token) but not its secret, so
    * it signs nothing else, and it is as visible as the build's own details (BatchGetBuilds, the build's events).
    */
-  startBuildInput(job: BuildJob, uploadUrls: Record<string, string>): StartBuildCommandInput {
+  startBuildInput(job: BuildJob, uploadForms: Record<string, string>): StartBuildCommandInput {
     return {
       projectName: this.options.projectName,
       environmentVariablesOverride: Object.entries({
-        ...buildEnvironment(job), ...(this.options.dependencies ? dependencyEnvironment(this.options.dependencies) : {}), ...uploadUrls,
+        ...buildEnvironment(job), ...(this.options.dependencies ? dependencyEnvironment(this.options.dependencies) : {}), ...uploadForms,
       }).map(([name, value]) => ({
         name, value, type: 'PLAINTEXT',
       })),
@@ -105,7 +109,7 @@ export class CodeBuildBuilder implements Builder {
       // Bounded, so a build waiting for a machine ends (and is reported) before the reaper would call it lost.
       queuedTimeoutInMinutesOverride: BUILDER_QUEUE_LIMIT_S / 60,
       // The SDK's retries of this call (a lost answer) resend the same request, so CodeBuild returns the build the
-      // first attempt started instead of starting a second one. A later start() signs new URLs, which CodeBuild
+      // first attempt started instead of starting a second one. A later start() signs new forms, which CodeBuild
       // would refuse as a parameter mismatch within the token's 5 minutes; a requeued build comes back only after
       // the queue's visibility timeout, past them.
       idempotencyToken: job.buildId,
@@ -116,7 +120,7 @@ export class CodeBuildBuilder implements Builder {
     const sdk = codeBuildSdk();
     this.client ??= new sdk.CodeBuildClient(this.options.clientConfig ?? {});
     // Signed before the try: a signing failure (no credentials) is not CodeBuild being busy.
-    const input = this.startBuildInput(job, await this.uploadUrls(job));
+    const input = this.startBuildInput(job, await this.uploadForms(job));
     let out;
     try {
       out = await this.client.send(new sdk.StartBuildCommand(input));
