@@ -4,6 +4,7 @@ import * as z from 'zod';
 import { BUILD_LIMIT_DEFAULTS } from './core/build-contract-names.mjs';
 import { isOtpRelease } from './core/version-names.js';
 import { RETENTION_DEFAULTS } from './core/retention.js';
+import { parseAdminTokens } from './core/authorization.js';
 import type { BuildLimits } from './core/build-contract.js';
 import type { DependencyPolicy } from './core/build-contract.js';
 import type { RateLimitConfig } from './core/rate-limits.js';
@@ -68,6 +69,8 @@ const schema = z.object({
   /** Proxies of this deployment whose X-Forwarded-For names the client; none by default (the header is not believed). */
   ENOT_TRUSTED_PROXIES: csv.default([]),
   GIT_SECRET: optional,
+  /** Admin Bearer tokens, comma-separated, each plain or `sha256:<hex>` (functions/core/authorization.ts). */
+  ENOT_ADMIN_TOKENS: optional,
   ENOT_PUBLIC_URL: optional,
   /** Largest request body accepted, in bytes (413 above). */
   ENOT_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
@@ -98,6 +101,8 @@ const schema = z.object({
   /** The KMS key that signs statements and indexes (set by the stack on the function that signs). */
   ENOT_SIGNING_KEY_ID: optional,
   ENOT_GIT_SECRET_ARN: optional,
+  /** The Secrets Manager secret holding the admin tokens (ENOT_ADMIN_TOKENS's format), on functions that check tokens. */
+  ENOT_ADMIN_TOKENS_SECRET_ARN: optional,
   AWS_REGION: optional,
   // Endpoint overrides: local stand-ins for AWS services in tests (s3rver, the Data API test server)
   ENOT_S3_ENDPOINT: optional,
@@ -132,6 +137,8 @@ export interface Config {
   /** New builds per hour and reads per minute per client, and whose X-Forwarded-For is believed. */
   rateLimits: RateLimitConfig;
   gitSecret?: string;
+  /** SHA-256 hashes (hex) of the admin tokens of ENOT_ADMIN_TOKENS; empty when none is set. */
+  adminTokenHashes: string[];
   publicUrl: string;
   maxBodyBytes: number;
   presignTtlS: number;
@@ -158,6 +165,7 @@ export interface Config {
     /** The KMS signing key's id or ARN (only on the function granted 'sign:build'). */
     signingKeyId?: string;
     gitSecretArn?: string;
+    adminTokensSecretArn?: string;
     s3Endpoint?: string;
     rdsDataEndpoint?: string;
   };
@@ -212,6 +220,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       trustedProxies: e.ENOT_TRUSTED_PROXIES,
     },
     gitSecret: e.GIT_SECRET,
+    adminTokenHashes: adminTokenHashesOf(e.ENOT_ADMIN_TOKENS),
     publicUrl: (e.ENOT_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     maxBodyBytes: e.ENOT_MAX_BODY_BYTES,
     presignTtlS: e.ENOT_PRESIGN_TTL_S,
@@ -236,10 +245,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       mailFrom: e.ENOT_MAIL_FROM,
       signingKeyId: e.ENOT_SIGNING_KEY_ID,
       gitSecretArn: e.ENOT_GIT_SECRET_ARN,
+      adminTokensSecretArn: e.ENOT_ADMIN_TOKENS_SECRET_ARN,
       s3Endpoint: e.ENOT_S3_ENDPOINT,
       rdsDataEndpoint: e.ENOT_RDS_DATA_ENDPOINT,
     },
   };
+}
+
+/** ENOT_ADMIN_TOKENS as hashes; a malformed entry stops the start, named by position (never its text). */
+function adminTokenHashesOf(value: string | undefined): string[] {
+  try {
+    return parseAdminTokens(value ?? '');
+  } catch (error) {
+    throw new Error(`Invalid configuration: ENOT_ADMIN_TOKENS: ${(error as Error).message}`);
+  }
 }
 
 function parseRewrite(value: string | undefined): { prefix: string; replacement: string } | undefined {

@@ -9,6 +9,7 @@ export type Grant =
   | 'blob:upload-build' // PutObject on artifacts/, logs/: to presign a build's upload URLs, which carry it
   | 'queue:send'
   | 'secret:webhook'
+  | 'secret:admin' // GetSecretValue on the admin tokens' secret: the functions that check Bearer tokens
   | 'build:start' // codebuild:StartBuild on the build project
   | 'mail:send' // ses:SendEmail from the sender identity
   | 'sign:build' // kms:Sign and kms:GetPublicKey on the signing key: statements and checksum indexes
@@ -19,7 +20,7 @@ export type Grant =
 export interface Route {
   /** Stable id: names the Lambda function and its log group. */
   name: string;
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** API Gateway resource path; `{param}` segments become pathParameters. A trailing slash is also accepted. */
   path: string;
   /** Module under functions/ exporting `handler`. */
@@ -48,6 +49,18 @@ export const routes: Route[] = [
   { name: 'v2-keys', method: 'GET', path: '/v2/keys', entry: 'api/v2-keys.ts', kind: 'read', grants: ['db:read'] },
   // One segment per parameter (API Gateway): {file} is `<release>.txt`, `erts.txt` or either's `.sig`, checked by the handler.
   { name: 'v2-index', method: 'GET', path: '/v2/index/{file}', entry: 'api/v2-index.ts', kind: 'read', grants: ['blob:read-index'] },
+  // Token-checked (functions/core/authorization.ts): admin only, or the package's owner where it says owner.
+  { name: 'v2-admin-conflicts', method: 'GET', path: '/v2/admin/conflicts', entry: 'api/v2-admin-conflicts.ts', kind: 'ops', grants: ['db:read', 'secret:admin'] },
+  { name: 'v2-package-tokens', method: 'POST', path: '/v2/packages/{ns}/{name}/tokens', entry: 'api/v2-package-tokens.ts', kind: 'ops', grants: ['db:write', 'secret:admin'] },
+  { name: 'v2-package-token', method: 'DELETE', path: '/v2/packages/{ns}/{name}/tokens/{id}', entry: 'api/v2-package-token.ts', kind: 'ops', grants: ['db:write', 'secret:admin'] },
+  { name: 'v2-clone-url', method: 'PUT', path: '/v2/packages/{ns}/{name}/clone-url', entry: 'api/v2-clone-url.ts', kind: 'ops', grants: ['db:write', 'secret:admin'] },
+  { name: 'v2-build-delete', method: 'DELETE', path: '/v2/builds/{id}', entry: 'api/v2-build-delete.ts', kind: 'ops', grants: ['db:write', 'blob:delete', 'secret:admin'] },
+  { name: 'v2-version-delete', method: 'DELETE', path: '/v2/packages/{ns}/{name}/versions/{ref}', entry: 'api/v2-version-delete.ts', kind: 'ops', grants: ['db:write', 'blob:delete', 'secret:admin'] },
+  { name: 'v2-package-delete', method: 'DELETE', path: '/v2/packages/{ns}/{name}', entry: 'api/v2-package-delete.ts', kind: 'ops', grants: ['db:write', 'blob:delete', 'secret:admin'] },
+  // Owner or admin. The rebuild is not rate-limited (a token is required); the legacy /rebuild stays open and limited.
+  { name: 'v2-rebuild', method: 'POST', path: '/v2/builds/{id}/rebuild', entry: 'api/v2-rebuild.ts', kind: 'ops', grants: ['db:write', 'queue:send', 'secret:admin'] },
+  { name: 'v2-retire', method: 'PUT', path: '/v2/packages/{ns}/{name}/versions/{ref}/retirement', entry: 'api/v2-retire.ts', kind: 'ops', grants: ['db:write', 'secret:admin'] },
+  { name: 'v2-unretire', method: 'DELETE', path: '/v2/packages/{ns}/{name}/versions/{ref}/retirement', entry: 'api/v2-unretire.ts', kind: 'ops', grants: ['db:write', 'secret:admin'] },
 ];
 
 /** A function that is not behind the API: queue consumers, event handlers, schedules (functions/workers/). */

@@ -20,6 +20,9 @@ import { SesMailer } from './adapters/mail/ses-mailer.js';
 import { CodeBuildBuilder } from './adapters/builder/codebuild-builder.js';
 import { PowertoolsMetricsRecorder, sharedPowertoolsMetrics } from './adapters/metrics/powertools-metrics.js';
 import { webhookSecretFor } from './adapters/secrets/webhook-secret.js';
+import { adminTokenHashesFor } from './adapters/secrets/admin-tokens.js';
+import { authenticate, isPrivileged, type AdminTokenHashes } from './core/authorization.js';
+import { headerValue } from './core/headers.js';
 import { realPathOnThisMachine } from './adapters/paths/real-path.js';
 import { LocalKeySigner } from './adapters/signing/local-key-signer.js';
 import { KmsSigner } from './adapters/signing/kms-signer.js';
@@ -48,6 +51,8 @@ export interface Deps {
    * read limit (http/middlewares.ts) and the build endpoints (http/build-budget.ts) ask it.
    */
   rateLimitExempt?: (event: APIGatewayProxyEvent) => Promise<boolean>;
+  /** The admin tokens' hashes; absent (dependencies a test builds by hand): config.adminTokenHashes. */
+  adminTokenHashes?: AdminTokenHashes;
 }
 
 let current: Promise<Deps> | undefined;
@@ -92,8 +97,12 @@ export async function buildDeps(config: Config): Promise<Deps> {
   const store = await openStore(config);
   const builder = openBuilder(config);
   const signer = await openSigner(config);
+  const adminTokenHashes = adminTokenHashesFor(config);
   return {
     signer,
+    adminTokenHashes,
+    // Any valid admin or owner token skips the rate limits; a wrong one is limited like no token (its route answers 401).
+    rateLimitExempt: (event) => authenticate({ store, adminTokenHashes }, headerValue(event.headers, 'Authorization')).then(isPrivileged, () => false),
     config, store, blobs: openBlobStore(config), metrics: openMetrics(config),
     queue: openBuildQueue(config), mailer: openMailer(config), webhookSecret: webhookSecretFor(config),
     realPath: realPathOnThisMachine,

@@ -28,6 +28,8 @@ export interface ServiceResources {
   database?: DatabaseAccess;
   bucket?: s3.IBucket;
   webhookSecret?: secretsmanager.ISecret;
+  /** The admin tokens' secret (ENOT_ADMIN_TOKENS's format), for 'secret:admin'. */
+  adminTokensSecret?: secretsmanager.ISecret;
   /** The build queue (infra/constructs/build-pipeline.ts), for 'queue:send'. */
   queue?: sqs.IQueue;
   /** The CodeBuild project builds run on, for 'build:start'. */
@@ -134,6 +136,10 @@ export const GRANTS: Record<Grant, (resources: ServiceResources) => iam.PolicySt
   },
   'secret:webhook': (r) => {
     const secret = need(r.webhookSecret, 'secret:webhook', 'the webhook secret');
+    return [new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secret.secretArn] })];
+  },
+  'secret:admin': (r) => {
+    const secret = need(r.adminTokensSecret, 'secret:admin', 'the admin tokens secret');
     return [new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secret.secretArn] })];
   },
   'build:start': (r) => {

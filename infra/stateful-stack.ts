@@ -23,6 +23,8 @@ export interface StatefulExports {
   bucketArn: string;
   database: DatabaseAccess;
   webhookSecretArn: string;
+  /** The admin Bearer tokens (comma-separated, plain or sha256:<hex>), read by the functions granted 'secret:admin'. */
+  adminTokensSecretArn: string;
   /** The KMS key statements and checksum indexes are signed with. */
   signingKeyArn: string;
 }
@@ -31,6 +33,7 @@ export class StatefulStack extends Stack {
   readonly storage: Storage;
   readonly database: Database;
   readonly webhookSecret: secretsmanager.Secret;
+  readonly adminTokensSecret: secretsmanager.Secret;
   readonly signingKey: SigningKey;
   readonly exports: StatefulExports;
 
@@ -53,6 +56,20 @@ export class StatefulStack extends Stack {
         'Rotate by hand: put a new value, then update the webhooks (README, GitHub webhook).',
     });
 
+    // The admin Bearer token: generated here; an operator reads it from Secrets Manager. Its value may also list
+    // several tokens, plain or as sha256:<hex>, comma-separated (ENOT_ADMIN_TOKENS's format).
+    this.adminTokensSecret = new secretsmanager.Secret(this, 'AdminTokensSecret', {
+      description: 'Admin Bearer tokens of the /v2 admin routes: comma-separated, each plain or sha256:<hex>',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.adminTokensSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Admins hold copies of these tokens; an automatic rotation would lock them out unannounced. Rotate by hand: '
+        + 'add the new token beside the old, hand it out, then remove the old (README, admin tokens).',
+    });
+
     this.signingKey = new SigningKey(this, 'Signing');
 
     const share = (name: string, value: string, description: string) =>
@@ -66,6 +83,7 @@ export class StatefulStack extends Stack {
         databaseName: this.database.access.databaseName,
       },
       webhookSecretArn: share('WebhookSecretArn', this.webhookSecret.secretArn, 'GitHub webhook secret'),
+      adminTokensSecretArn: share('AdminTokensSecretArn', this.adminTokensSecret.secretArn, 'Admin Bearer tokens'),
       signingKeyArn: share('SigningKeyArn', this.signingKey.key.keyArn, 'KMS key that signs statements and indexes'),
     };
   }

@@ -52,6 +52,7 @@ export class StatelessStack extends Stack {
       database: data.database,
       bucket: s3.Bucket.fromBucketAttributes(this, 'Bucket', { bucketArn: data.bucketArn, bucketName: data.bucketName }),
       webhookSecret: secretsmanager.Secret.fromSecretCompleteArn(this, 'WebhookSecret', data.webhookSecretArn),
+      adminTokensSecret: secretsmanager.Secret.fromSecretCompleteArn(this, 'AdminTokensSecret', data.adminTokensSecretArn),
       signingKey: kms.Key.fromKeyArn(this, 'SigningKey', data.signingKeyArn),
       mailSender: this.mail
         ? { address: this.mail.senderEmail, identityArn: this.mail.identity.emailIdentityArn }

@@ -23,6 +23,9 @@ export class GoneError extends DomainError {}
 /** The caller is not who it claims to be (401). */
 export class UnauthorizedError extends DomainError {}
 
+/** The caller is known (a valid token) but may not do this (403). */
+export class ForbiddenError extends DomainError {}
+
 /**
  * A client asked for more than its rate limit leaves in the current window (429). `limit` and `resetAt` say which
  * limit and when its window ends; nothing of the request was written.

@@ -15,6 +15,11 @@ export interface PackageDTO {
   /** The ref (git tag). */
   version: string;
   erl_version: string;
+  /**
+   * Only on a retired ref (GET /search): why, so a reader picks another. Absent otherwise, so every answer that
+   * shows no retirement keeps the original's bytes; the enot client never calls /search.
+   */
+  retired?: { reason: string; message: string };
 }
 
 /** One entry of POST /builds. */
@@ -59,6 +64,7 @@ export function toPackageDTO(build: BuildView): PackageDTO {
     build_date: formatBuildDate(build.finishedAt ?? build.createdAt),
     version: build.ref,
     erl_version: build.erlVersion,
+    ...(build.retirement ? { retired: { reason: build.retirement.reason, message: build.retirement.message } } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 // The ports the core talks through. Each has one adapter per backend under functions/adapters/.
 import type { Readable } from 'node:stream';
 import type {
-  Build, BuildStatus, BuildView, Erts, PackageName, Repository, Version, VersionFilter,
+  Build, BuildStatus, BuildView, Erts, PackageName, Repository, Retirement, Version, VersionFilter,
 } from './model.js';
 
 /** Fields a status transition may set alongside the new status. */
@@ -172,6 +172,69 @@ export interface RetentionRecords {
   markArtifactsRemoved(buildIds: readonly string[]): Promise<string[]>;
 }
 
+// --- ownership: owner tokens, retirement, package administration (functions/core/authorization.ts, package-admin.ts) ---
+
+/** An owner token as stored: its hash only, and the package it grants. */
+export interface OwnerToken {
+  id: string;
+  repositoryId: number;
+  label: string;
+  createdAt: Date;
+}
+
+/** An owner token found by its hash, with the package it belongs to. */
+export interface OwnerTokenMatch extends OwnerToken, PackageName {
+  tokenSha256: string;
+}
+
+/** The owner tokens, by hash (authentication) and by package (an admin issues and revokes them). */
+export interface OwnerTokenRecords {
+  /** The token whose SHA-256 (lower-case hex) is `tokenSha256`, or null; a unique-index lookup. */
+  findOwnerToken(tokenSha256: string): Promise<OwnerTokenMatch | null>;
+  createOwnerToken(input: { id: string; repositoryId: number; tokenSha256: string; label: string }): Promise<OwnerToken>;
+  /** Deletes token `id` of the repository; false when it has no such token. */
+  deleteOwnerToken(repositoryId: number, id: string): Promise<boolean>;
+}
+
+/** What a deletion covers: one build, every build of one ref of a package, or a whole package. */
+export type DeletionScope =
+  | { kind: 'build'; buildId: string }
+  | { kind: 'ref'; repositoryId: number; ref: string }
+  | { kind: 'package'; repositoryId: number };
+
+/** A build a deletion removes: its status (in-flight builds are not deleted) and its blobs. */
+export interface DeletedBuild {
+  id: string;
+  status: BuildStatus;
+  artifactKey: string | null;
+  logKey: string | null;
+}
+
+/** An admin's writes to packages, inside one transaction (package-admin.ts, retirement.ts). */
+export interface PackageAdminWrites {
+  getRepository(pkg: PackageName): Promise<Repository | null>;
+  /** The builds `scope` covers, locked until the transaction ends. */
+  lockBuildsIn(scope: DeletionScope): Promise<DeletedBuild[]>;
+  /**
+   * Deletes what `scope` covers (rows only; the caller removes the blobs); a version losing a build gets its shown
+   * build again from the others. False when the scope matched nothing (no such build, ref or package).
+   */
+  deleteIn(scope: DeletionScope): Promise<boolean>;
+  /** Replaces the repository's clone URL. */
+  setCloneUrl(repositoryId: number, cloneUrl: string): Promise<void>;
+  /** Repositories whose clone URL starts with `prefix` (an admin's rare listing: may read every repository). */
+  listRepositoriesCloningFrom(prefix: string): Promise<Repository[]>;
+  /** Retires every version of the ref (and those added later); false when the package has no version of it. */
+  retireRef(repositoryId: number, ref: string, retirement: Retirement): Promise<boolean>;
+  /** Undoes a retirement; false when the package has no version of the ref. */
+  unretireRef(repositoryId: number, ref: string): Promise<boolean>;
+}
+
+/** The package administration's store: a transaction of PackageAdminWrites and the owner tokens. */
+export interface PackageAdminStore extends OwnerTokenRecords, Pick<PackageAdminWrites, 'getRepository' | 'listRepositoriesCloningFrom'> {
+  transaction<T>(fn: (tx: PackageAdminWrites) => Promise<T>): Promise<T>;
+}
+
 // --- signatures and checksum indexes ---
 
 /** A signed statement as stored with its build or ERTS: the canonical JSON text, the DER signature in base64. */
@@ -293,7 +356,7 @@ export interface StoreProbes {
  */
 export interface Store
   extends BuildRequestWrites, LocalQueueStore, PackageReads, ArtifactReads, ErtsRecords, StoreProbes,
-    PublicKeyRecords, IndexReads, RateLimitCounters, RetentionRecords {
+    PublicKeyRecords, IndexReads, RateLimitCounters, RetentionRecords, OwnerTokenRecords, PackageAdminWrites {
   /** The repository `namespace/name`, or null. */
   getRepository(pkg: PackageName): Promise<Repository | null>;
   /** Runs `fn` in one transaction; the Store it receives sees and writes within it. */

@@ -2,6 +2,7 @@
 // transaction find or queue the builds, then hand the new ones to the build queue. Nothing here waits for a build.
 import { displayCloneUrl, judgeCloneUrl, normalizeCloneUrl } from './clone-urls.js';
 import { ConflictError, ValidationError } from './errors.js';
+import { githubNameProblem } from './github-names.js';
 import type { MetricsRecorder } from './metrics.js';
 import type { Build, BuildStatus, PackageName, Version } from './model.js';
 import { toBuildDTO, type BuildDTO } from './package-dto.js';
@@ -234,8 +235,8 @@ function answerOf(pkg: PackageName, cloneUrl: string, queued: readonly QueuedVer
  * Queues builds of a package (POST /buildAsync).
  * Input: the package, its clone URL, the versions (ref, optional release) and whom to mail.
  * Output: the request echoed with each version's id and its build (new, or the one reused).
- * Primary course: the clone URL (judged and stored in its canonical spelling, clone-urls.ts) and the number of
- * versions are checked before anything is written; then
+ * Primary course: the clone URL (judged and stored in its canonical spelling, clone-urls.ts), the name against a
+ * github.com URL (github-names.ts) and the number of versions are checked before anything is written; then
  * in one transaction the repository (409 if registered with another URL), each version, and per version
  * either its existing success or in-flight build (build once) or a new queued build; after the commit
  * the new builds are enqueued and counted as BuildsQueued.
@@ -243,6 +244,9 @@ function answerOf(pkg: PackageName, cloneUrl: string, queued: readonly QueuedVer
 export async function requestBuilds(deps: BuildRequestDeps, request: BuildRequest): Promise<BuildRequestAnswer> {
   const { config } = deps;
   const cloneUrl = allowedCloneUrl(request.cloneUrl, deps);
+  // A name on github.com belongs to its repository, so nobody can take gh/squat with another repository's URL.
+  const nameProblem = githubNameProblem(request.pkg, cloneUrl);
+  if (nameProblem) throw new ValidationError(`Validation failed: ${nameProblem}`);
   if (request.versions.length === 0) throw new ValidationError('Validation failed: versions must name at least one version');
   if (request.versions.length > config.maxVersionsPerRequest) {
     throw new ValidationError(`Validation failed: versions must hold at most ${config.maxVersionsPerRequest} entries`);

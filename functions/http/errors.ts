@@ -1,7 +1,7 @@
 // THE one place where errors become HTTP responses: typed domain errors -> status, anything else -> 500.
 import {
-  ChecksumMismatchError, ConflictError, DatabaseUnavailableError, GoneError, NotFoundError, RateLimitedError,
-  UnauthorizedError, ValidationError,
+  ChecksumMismatchError, ConflictError, DatabaseUnavailableError, ForbiddenError, GoneError, NotFoundError,
+  RateLimitedError, UnauthorizedError, ValidationError,
 } from '#core/errors.js';
 import { fail, type Headers, type HttpResult } from './envelope.js';
 import { refusalHeaders } from './rate-limit-headers.js';
@@ -23,6 +23,7 @@ export function statusOf(error: unknown): number | undefined {
   if (error instanceof HttpError) return error.statusCode;
   if (error instanceof ValidationError) return 400;
   if (error instanceof UnauthorizedError) return 401;
+  if (error instanceof ForbiddenError) return 403;
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
   if (error instanceof GoneError) return 410;

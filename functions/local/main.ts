@@ -54,6 +54,12 @@ async function main(): Promise<void> {
   const retention = startRetentionTimer(deps, requestLogger({ worker: 'sweep-retention' }, () => config.logLevel));
   const server = await startLocalServer({ deps, port: config.port, host: config.host });
   log.info('listening', { url: server.url, dataDir: config.dataDir, buildConcurrency: config.buildConcurrency });
+  if (config.adminTokenHashes.length === 0) {
+    // Only the hash goes into the configuration; the token is printed once, to keep.
+    log.warn('no admin token: the /v2 admin routes answer 401. To make one: '
+      + 'TOKEN=$(openssl rand -hex 32); echo "admin token: $TOKEN"; '
+      + 'export ENOT_ADMIN_TOKENS=sha256:$(printf %s "$TOKEN" | sha256sum | cut -d" " -f1); then start again');
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

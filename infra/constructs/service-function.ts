@@ -54,6 +54,9 @@ export function serviceEnvironment(
   if (grants.includes('secret:webhook') && resources.webhookSecret) {
     env.ENOT_GIT_SECRET_ARN = resources.webhookSecret.secretArn;
   }
+  if (grants.includes('secret:admin') && resources.adminTokensSecret) {
+    env.ENOT_ADMIN_TOKENS_SECRET_ARN = resources.adminTokensSecret.secretArn;
+  }
   if (grants.includes('queue:send') && resources.queue) env.ENOT_QUEUE_URL = resources.queue.queueUrl;
   if (grants.includes('build:start') && resources.buildProject) {
     env.ENOT_BUILD_PROJECT = resources.buildProject.projectName;

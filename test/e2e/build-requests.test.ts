@@ -175,15 +175,25 @@ describe('POST /buildAsync', () => {
     expect(queue.ids).toEqual([...ids]);
   });
 
-  it('answers 409 when the name is registered with another clone URL', async () => {
+  it('answers 409 when a name off github.com is registered with another clone URL', async () => {
     const p = fresh();
-    await buildAsync({ ...p, versions: { ref: '1.0' } });
-    const message = await failure(await post('/buildAsync', { ...p, clone_url: 'https://github.com/mallory/fork.git', versions: { ref: '2.0' } }), 409);
+    await buildAsync({ ...p, clone_url: `file:///srv/git/${p.name}`, versions: { ref: '1.0' } });
+    const message = await failure(await post('/buildAsync', { ...p, clone_url: 'file:///srv/git/mallory-fork', versions: { ref: '2.0' } }), 409);
     expect(message).toBe(
-      `Repository ${p.full_name} is registered with clone URL github.com/e2e/${p.name}, not github.com/mallory/fork; `
+      `Repository ${p.full_name} is registered with clone URL /srv/git/${p.name}, not /srv/git/mallory-fork; `
       + 'a package name cannot move to another repository',
     );
     expect(queue.ids).toHaveLength(1);
+  });
+
+  it('answers 400 when a github.com clone URL is not the repository the name names', async () => {
+    const p = fresh();
+    const message = await failure(await post('/buildAsync', { ...p, clone_url: 'https://github.com/mallory/fork.git', versions: { ref: '1.0' } }), 400);
+    expect(message).toBe(
+      `Validation failed: full_name ${p.full_name} does not match clone_url https://github.com/mallory/fork.git: `
+      + 'a package cloned from github.com is named for its repository (mallory/fork)',
+    );
+    expect(queue.ids).toHaveLength(0);
   });
 
   it('refuses clone URLs outside the allowed prefixes or unsafe to hand to git', async () => {

@@ -298,12 +298,39 @@ function isDocumentedNonEnvelope(route: Route | undefined, a: Answer): boolean {
   }
 }
 
+/**
+ * A /v2 route's answer: a 204 with no body, JSON on success, problem details (RFC 9457) on failure, whose status is
+ * the answer's; 'envelope' for an answer in the envelope (what the shared stack answers before the handler runs).
+ */
+function v2Breach(a: Answer): string | undefined | 'envelope' {
+  const type = String(a.headers['content-type'] ?? '');
+  if (a.status === 204) return a.body.length === 0 ? undefined : 'a 204 with a body';
+  if (type === JSON_TYPE) return 'envelope';
+  let body: { status?: unknown; title?: unknown; detail?: unknown };
+  try {
+    body = JSON.parse(a.body.toString('utf8')) as typeof body;
+  } catch {
+    return `not JSON: ${a.body.toString('utf8').slice(0, 200)}`;
+  }
+  if (a.status < 300) return type === 'application/json' ? undefined : `content type ${type} with status ${a.status}`;
+  if (type !== 'application/problem+json') return `content type ${type} with status ${a.status}`;
+  if (body.status !== a.status || typeof body.title !== 'string' || typeof body.detail !== 'string') {
+    return `not a problem of status ${a.status}: ${JSON.stringify(body).slice(0, 200)}`;
+  }
+  return undefined;
+}
+
 /** Why the answer breaks the contract, or undefined when it keeps it. */
 function contractBreach(route: Route | undefined, sent: Sent, a: Answer): string | undefined {
   if (a.status >= 500) return `a ${a.status}: ${a.body.toString('utf8').slice(0, 300)}`;
   if (!a.headers['x-request-id']) return 'no X-Request-Id';
   if (sent.method === 'HEAD') return undefined;
   if (isDocumentedNonEnvelope(route, a)) return undefined;
+  // Any /v2 target, whichever route (or method) it reached: several /v2 routes share a path.
+  if (sent.path.startsWith('/v2/')) {
+    const v2 = v2Breach(a);
+    if (v2 !== 'envelope') return v2;
+  }
   if (a.headers['content-type'] !== JSON_TYPE) return `content type ${String(a.headers['content-type'])} with status ${a.status}`;
   let body: unknown;
   try {

@@ -126,10 +126,12 @@ describe('grants', () => {
     expect(list[0].Condition).toEqual({ StringLike: { 's3:prefix': ['artifacts/*', 'erts/*', 'logs/*'] } });
   });
 
-  it('lets no route function write to S3, and only the queue:send routes use SQS', () => {
+  it('lets no route function write to S3, only the admin deletions delete, and only the queue:send routes use SQS', () => {
     for (const route of routes) {
       const actions = actionsOf(policyOfFunction(template, functionLogicalId(template, `EnotBuilderService-${route.name}`)));
-      expect(actions.filter((a) => /^s3:(Put|Delete|\*)/.test(a)), route.name).toEqual([]);
+      expect(actions.filter((a) => /^s3:(Put|\*)/.test(a)), route.name).toEqual([]);
+      expect(actions.filter((a) => a.startsWith('s3:Delete')), route.name)
+        .toEqual(route.grants.includes('blob:delete') ? ['s3:DeleteObject'] : []);
       expect(actions.filter((a) => a.startsWith('sqs:')), route.name)
         .toEqual(route.grants.includes('queue:send') ? ['sqs:SendMessage'] : []);
     }
@@ -158,6 +160,28 @@ describe('grants', () => {
     expect(read?.Resource).toEqual(importOf('WebhookSecretArn'));
     const env = resourcesOf(t, 'AWS::Lambda::Function')[fnId].Properties!.Environment.Variables;
     expect(env.ENOT_GIT_SECRET_ARN).toEqual(importOf('WebhookSecretArn'));
+  });
+
+  it("turns 'secret:admin' into reading the admin tokens secret and its ARN in the environment, for token routes only", () => {
+    const t = serviceWith([
+      route({ name: 'admin', path: '/v2/admin/conflicts', method: 'GET', kind: 'ops', grants: ['secret:admin'] }),
+      route({ name: 'open', path: '/search', method: 'GET', grants: ['db:read'] }),
+    ]);
+    const fnId = functionLogicalId(t, 'Svc-admin');
+    const document = policyOfFunction(t, fnId);
+    expect([...new Set(actionsOf(document))].sort()).toEqual(impliedActions(['secret:admin']));
+    const read = document.Statement.find((st) => actionsOf({ Statement: [st] }).includes('secretsmanager:GetSecretValue'));
+    expect(read?.Resource).toEqual(importOf('AdminTokensSecretArn'));
+    const functions = resourcesOf(t, 'AWS::Lambda::Function');
+    expect(functions[fnId].Properties!.Environment.Variables.ENOT_ADMIN_TOKENS_SECRET_ARN).toEqual(importOf('AdminTokensSecretArn'));
+    expect(functions[functionLogicalId(t, 'Svc-open')].Properties!.Environment.Variables).not.toHaveProperty('ENOT_ADMIN_TOKENS_SECRET_ARN');
+    // The data stack makes the secret, generated, kept on delete, and exports it.
+    const data = Template.fromStack(new StatefulStack(unbundledApp(), 'EnotBuilderData'));
+    data.hasResource('AWS::SecretsManager::Secret', {
+      Properties: { Description: Match.stringLikeRegexp('^Admin Bearer tokens'), GenerateSecretString: Match.objectLike({ PasswordLength: 48 }) },
+      DeletionPolicy: 'Retain',
+    });
+    expect(Object.values(data.findOutputs('*')).map((o) => o.Export?.Name)).toContain('EnotBuilderData-AdminTokensSecretArn');
   });
 
   it("turns 'queue:send' into sending to the build queue only, and its URL in the environment", () => {

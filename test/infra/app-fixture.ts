@@ -62,6 +62,7 @@ export const IMPLIED_ACTIONS: Record<Grant, string[]> = {
   'blob:upload-build': ['s3:PutObject'],
   'queue:send': ['sqs:SendMessage'],
   'secret:webhook': ['secretsmanager:GetSecretValue'],
+  'secret:admin': ['secretsmanager:GetSecretValue'],
   'build:start': ['codebuild:StartBuild'],
   'mail:send': ['ses:SendEmail', 'ses:SendRawEmail'],
   'sign:build': ['kms:GetPublicKey', 'kms:Sign'],

@@ -261,15 +261,26 @@ describe(`build requests on ${useCaseDriver.driver}`, () => {
     });
 
     it('refuses (409) a package registered with another clone URL, writing nothing', async () => {
+      // Off github.com the first clone URL keeps the name.
       const p = pkg();
-      await requestBuilds(ports(), { pkg: p, cloneUrl: urlOf(p), versions: [{ ref: '1.0' }] });
-      const attempt = requestBuilds(ports(), { pkg: p, cloneUrl: 'https://github.com/evil/fork.git', versions: [{ ref: '2.0' }] });
+      const first = `file:///srv/repos/${p.name}`;
+      await requestBuilds(ports(), { pkg: p, cloneUrl: first, versions: [{ ref: '1.0' }] });
+      const attempt = requestBuilds(ports(), { pkg: p, cloneUrl: 'file:///srv/repos/evil-fork', versions: [{ ref: '2.0' }] });
       await expect(attempt).rejects.toBeInstanceOf(ConflictError);
       await expect(attempt).rejects.toThrow(
-        `Repository ${p.namespace}/${p.name} is registered with clone URL github.com/${p.namespace}/${p.name}, not github.com/evil/fork`,
+        `Repository ${p.namespace}/${p.name} is registered with clone URL /srv/repos/${p.name}, not /srv/repos/evil-fork`,
       );
       expect(await versionCount(p)).toBe(1);
-      expect((await store.getRepository(p))?.cloneUrl).toBe(urlOf(p));
+      expect((await store.getRepository(p))?.cloneUrl).toBe(first);
+    });
+
+    it('refuses (400) a github.com clone URL of another repository than the name, writing nothing', async () => {
+      const p = pkg();
+      const attempt = requestBuilds(ports(), { pkg: p, cloneUrl: 'https://github.com/evil/fork.git', versions: [{ ref: '1.0' }] });
+      await expect(attempt).rejects.toBeInstanceOf(ValidationError);
+      await expect(attempt).rejects.toThrow(`full_name ${p.namespace}/${p.name} does not match clone_url https://github.com/evil/fork.git`);
+      expect(await store.getRepository(p)).toBeNull();
+      expect(queue.ids).toEqual([]);
     });
 
     it('refuses a clone URL outside the allowed prefixes before writing anything', async () => {

@@ -1,7 +1,9 @@
 // Row -> model converters. Drivers return different JS types for the same column (pg: Date and bigint-as-string,
 // PGlite: Date and number, Data API JSON: strings and numbers); these make the Store return exactly the model types.
-import { BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type Repository, type Version } from '#core/model.js';
-import type { IndexEntry, PublicKey, RateLimitWindow, Signed } from '#core/ports.js';
+import {
+  BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type Repository, type RetirementReason, type Version,
+} from '#core/model.js';
+import type { IndexEntry, OwnerToken, PublicKey, RateLimitWindow, Signed } from '#core/ports.js';
 import type { SqlRow } from './sql-client.js';
 
 /** "2024-01-02 03:04:05.123456" with an optional zone ("+00", "+05:30", "Z"); without one it is UTC. */
@@ -109,7 +111,17 @@ export function toBuildView(row: SqlRow): BuildView & Signed {
     ref: String(row.ref),
     erlVersion: String(row.erl_version),
     signed: toSigned(row),
+    // Only /search reads the retirement columns (migration 008); elsewhere the row has none.
+    ...(typeof row.retired_reason === 'string' ? {
+      retirement: {
+        reason: row.retired_reason as RetirementReason, message: String(row.retired_message ?? ''), retiredAt: toDate(row.retired_at),
+      },
+    } : {}),
   });
+}
+
+export function toOwnerToken(row: SqlRow): OwnerToken {
+  return { id: String(row.id), repositoryId: toNumber(row.repository_id), label: String(row.label), createdAt: toDate(row.created_at) };
 }
 
 /** The statement and signature columns (null when the row was never signed, or was read without them). */

@@ -2,15 +2,15 @@
 import { randomUUID } from 'node:crypto';
 import {
   BUILD_STATUSES, type Build, type BuildStatus, type BuildView, type Erts, type PackageName, type Repository,
-  type Version, type VersionFilter,
+  type Retirement, type Version, type VersionFilter,
 } from '#core/model.js';
 import type {
-  BuildJobView, BuildUpdate, IndexEntry, PublicKey, RateLimitWindow, RetentionCandidate, SearchQuery, Signed, Store,
-  StoredSignature, VersionWithSuccess,
+  BuildJobView, BuildUpdate, DeletedBuild, DeletionScope, IndexEntry, OwnerToken, OwnerTokenMatch, PublicKey,
+  RateLimitWindow, RetentionCandidate, SearchQuery, Signed, Store, StoredSignature, VersionWithSuccess,
 } from '#core/ports.js';
 import type { SqlClient, SqlParam } from './sql-client.js';
 import {
-  toBuild, toBuildView, toDate, toErts, toIndexEntry, toNumber, toPublicKey, toRateLimitWindow, toRepository,
+  toBuild, toBuildView, toDate, toErts, toIndexEntry, toNumber, toOwnerToken, toPublicKey, toRateLimitWindow, toRepository,
   toStringOrNull, toVersion,
 } from './rows.js';
 
@@ -95,8 +95,15 @@ export class SqlStore implements Store {
   }
 
   async upsertVersion(input: { repositoryId: number; ref: string; erlVersion: string }): Promise<Version> {
+    // A new OTP release of a retired ref is retired too: it copies a sibling's retirement (migration 008).
     const rows = await this.client.query(
-      `INSERT INTO versions (repository_id, ref, erl_version) VALUES ($1::bigint, $2::text, $3::text)
+      `INSERT INTO versions (repository_id, ref, erl_version, retired_reason, retired_message, retired_at)
+       SELECT $1::bigint, $2::text, $3::text, s.retired_reason, s.retired_message, s.retired_at
+       FROM (SELECT 1) one
+       LEFT JOIN LATERAL (
+         SELECT retired_reason, retired_message, retired_at FROM versions
+         WHERE repository_id = $1::bigint AND ref = $2::text AND retired_at IS NOT NULL LIMIT 1
+       ) s ON true
        ON CONFLICT (repository_id, ref, erl_version) DO UPDATE SET ref = EXCLUDED.ref
        RETURNING id, repository_id, ref, erl_version, created_at`,
       [input.repositoryId, input.ref, input.erlVersion],
@@ -496,7 +503,8 @@ export class SqlStore implements Store {
   }
 
   async findLatestSuccessfulBuild(pkg: PackageName, filter: VersionFilter): Promise<(BuildView & Signed) | null> {
-    const builds = await this.successfulBuilds(pkg, [filter], 1);
+    // Without a ref the client asks for the newest: a retired ref is not picked. Asked by its ref, it is served.
+    const builds = await this.successfulBuilds(pkg, [filter], 1, filter.ref === undefined);
     return builds[0] ?? null;
   }
 
@@ -517,7 +525,7 @@ export class SqlStore implements Store {
          WHERE b.version_id = v.id AND b.status = 'succeeded'
          ORDER BY ${NEWEST_FIRST} LIMIT 1
        ) b
-       WHERE ${where}
+       WHERE ${where} AND v.retired_at IS NULL
        ORDER BY ${NEWEST_FIRST}`,
       p.values,
     );
@@ -547,9 +555,10 @@ export class SqlStore implements Store {
     // Each version carries its shown build (newest success, else newest failure; see transitionBuild), so
     // the matching versions are ordered and cut from versions alone, and builds is read for the rows kept.
     const rows = await this.client.query(
-      `SELECT ${B_COLUMNS}, s.namespace, s.name, s.ref, s.erl_version
+      `SELECT ${B_COLUMNS}, s.namespace, s.name, s.ref, s.erl_version, s.retired_reason, s.retired_message, s.retired_at
        FROM (
-         SELECT r.namespace, r.name, v.ref, v.erl_version, v.shown_build_id, v.shown_at
+         SELECT r.namespace, r.name, v.ref, v.erl_version, v.shown_build_id, v.shown_at,
+           v.retired_reason, v.retired_message, v.retired_at
          FROM repositories r
          JOIN versions v ON v.repository_id = r.id
          WHERE ${conditions.join(' AND ')}
@@ -578,7 +587,7 @@ export class SqlStore implements Store {
          FROM builds b
          JOIN versions v ON v.id = b.version_id
          JOIN repositories r ON r.id = v.repository_id
-         WHERE b.status = 'succeeded'
+         WHERE b.status = 'succeeded' AND v.retired_at IS NULL
            AND NOT EXISTS (
              SELECT 1 FROM builds newer
              WHERE newer.version_id = b.version_id AND newer.status = 'succeeded'
@@ -604,6 +613,43 @@ export class SqlStore implements Store {
     const counts = Object.fromEntries(BUILD_STATUSES.map((s) => [s, 0])) as Record<BuildStatus, number>;
     for (const row of rows) counts[String(row.status) as BuildStatus] = toNumber(row.n);
     return counts;
+  }
+
+  // --- rate limits ---
+
+  async addToRateLimit(bucket: string, windowS: number, n: number, limit: number): Promise<RateLimitWindow | null> {
+    // The window is cut from the database's clock, so every process agrees on it. xmax is 0 on a row this
+    // statement inserted (the window's first count), not on one it updated.
+    const rows = await this.client.query(
+      `INSERT INTO rate_limits AS r (bucket, window_start, count)
+       SELECT $1::text, ${RATE_WINDOW_START}, $3::integer
+       WHERE $3::integer <= $4::integer
+       ON CONFLICT (bucket, window_start) DO UPDATE SET count = r.count + EXCLUDED.count
+         WHERE r.count + EXCLUDED.count <= $4::integer
+       RETURNING r.count, r.window_start, (r.xmax::text = '0') AS opened`,
+      [bucket, windowS, n, limit],
+    );
+    return rows[0] ? toRateLimitWindow(rows[0]) : null;
+  }
+
+  async rateLimitCount(bucket: string, windowS: number): Promise<RateLimitWindow> {
+    const rows = await this.client.query(
+      `SELECT coalesce(max(r.count), 0) AS count, w.window_start, false AS opened
+       FROM (SELECT ${RATE_WINDOW_START} AS window_start) w
+       LEFT JOIN rate_limits r ON r.bucket = $1::text AND r.window_start = w.window_start
+       GROUP BY w.window_start`,
+      [bucket, windowS],
+    );
+    return toRateLimitWindow(rows[0]);
+  }
+
+  async pruneRateLimits(olderThanS: number): Promise<number> {
+    const rows = await this.client.query(
+      `WITH gone AS (DELETE FROM rate_limits WHERE window_start <= now() - make_interval(secs => $1::integer) RETURNING 1)
+       SELECT count(*) AS n FROM gone`,
+      [olderThanS],
+    );
+    return toNumber(rows[0]?.n ?? 0);
   }
 
   // --- retention (migration 010) ---
@@ -663,41 +709,118 @@ export class SqlStore implements Store {
     return rows.map((r) => String(r.id));
   }
 
-  // --- rate limits ---
+  // --- ownership (migration 008): owner tokens, retirement, deletion ---
 
-  async addToRateLimit(bucket: string, windowS: number, n: number, limit: number): Promise<RateLimitWindow | null> {
-    // The window is cut from the database's clock, so every process agrees on it. xmax is 0 on a row this
-    // statement inserted (the window's first count), not on one it updated.
+  async findOwnerToken(tokenSha256: string): Promise<OwnerTokenMatch | null> {
     const rows = await this.client.query(
-      `INSERT INTO rate_limits AS r (bucket, window_start, count)
-       SELECT $1::text, ${RATE_WINDOW_START}, $3::integer
-       WHERE $3::integer <= $4::integer
-       ON CONFLICT (bucket, window_start) DO UPDATE SET count = r.count + EXCLUDED.count
-         WHERE r.count + EXCLUDED.count <= $4::integer
-       RETURNING r.count, r.window_start, (r.xmax::text = '0') AS opened`,
-      [bucket, windowS, n, limit],
+      `SELECT t.id, t.repository_id, t.label, t.created_at, t.token_sha256, r.namespace, r.name
+       FROM owner_tokens t JOIN repositories r ON r.id = t.repository_id
+       WHERE t.token_sha256 = $1::text`,
+      [tokenSha256],
     );
-    return rows[0] ? toRateLimitWindow(rows[0]) : null;
+    if (rows.length === 0) return null;
+    return Object.assign(toOwnerToken(rows[0]), {
+      tokenSha256: String(rows[0].token_sha256), namespace: String(rows[0].namespace), name: String(rows[0].name),
+    });
   }
 
-  async rateLimitCount(bucket: string, windowS: number): Promise<RateLimitWindow> {
+  async createOwnerToken(input: { id: string; repositoryId: number; tokenSha256: string; label: string }): Promise<OwnerToken> {
     const rows = await this.client.query(
-      `SELECT coalesce(max(r.count), 0) AS count, w.window_start, false AS opened
-       FROM (SELECT ${RATE_WINDOW_START} AS window_start) w
-       LEFT JOIN rate_limits r ON r.bucket = $1::text AND r.window_start = w.window_start
-       GROUP BY w.window_start`,
-      [bucket, windowS],
+      `INSERT INTO owner_tokens (id, repository_id, token_sha256, label) VALUES ($1::uuid, $2::bigint, $3::text, $4::text)
+       RETURNING id, repository_id, label, created_at`,
+      [input.id, input.repositoryId, input.tokenSha256, input.label],
     );
-    return toRateLimitWindow(rows[0]);
+    return toOwnerToken(rows[0]);
   }
 
-  async pruneRateLimits(olderThanS: number): Promise<number> {
+  async deleteOwnerToken(repositoryId: number, id: string): Promise<boolean> {
+    if (!UUID.test(id)) return false;
     const rows = await this.client.query(
-      `WITH gone AS (DELETE FROM rate_limits WHERE window_start <= now() - make_interval(secs => $1::integer) RETURNING 1)
-       SELECT count(*) AS n FROM gone`,
-      [olderThanS],
+      'DELETE FROM owner_tokens WHERE id = $1::uuid AND repository_id = $2::bigint RETURNING id',
+      [id, repositoryId],
     );
-    return toNumber(rows[0]?.n ?? 0);
+    return rows.length > 0;
+  }
+
+  async retireRef(repositoryId: number, ref: string, retirement: Retirement): Promise<boolean> {
+    const rows = await this.client.query(
+      `UPDATE versions SET retired_reason = $3::text, retired_message = $4::text, retired_at = $5::timestamptz
+       WHERE repository_id = $1::bigint AND ref = $2::text RETURNING id`,
+      [repositoryId, ref, retirement.reason, retirement.message, retirement.retiredAt.toISOString()],
+    );
+    return rows.length > 0;
+  }
+
+  async unretireRef(repositoryId: number, ref: string): Promise<boolean> {
+    const rows = await this.client.query(
+      `UPDATE versions SET retired_reason = NULL, retired_message = NULL, retired_at = NULL
+       WHERE repository_id = $1::bigint AND ref = $2::text RETURNING id`,
+      [repositoryId, ref],
+    );
+    return rows.length > 0;
+  }
+
+  async lockBuildsIn(scope: DeletionScope): Promise<DeletedBuild[]> {
+    const { where, params } = scopeWhere(scope);
+    if (!where) return [];
+    const rows = await this.client.query(
+      `SELECT b.id, b.status, b.artifact_key, b.log_key FROM builds b JOIN versions v ON v.id = b.version_id
+       WHERE ${where} FOR UPDATE OF b`,
+      params,
+    );
+    return rows.map((r) => ({
+      id: String(r.id), status: String(r.status) as BuildStatus,
+      artifactKey: toStringOrNull(r.artifact_key), logKey: toStringOrNull(r.log_key),
+    }));
+  }
+
+  async deleteIn(scope: DeletionScope): Promise<boolean> {
+    if (scope.kind === 'package') {
+      // Versions, builds and owner tokens go with it (ON DELETE CASCADE).
+      const rows = await this.client.query('DELETE FROM repositories WHERE id = $1::bigint RETURNING id', [scope.repositoryId]);
+      return rows.length > 0;
+    }
+    if (scope.kind === 'ref') {
+      const rows = await this.client.query(
+        'DELETE FROM versions WHERE repository_id = $1::bigint AND ref = $2::text RETURNING id',
+        [scope.repositoryId, scope.ref],
+      );
+      return rows.length > 0;
+    }
+    if (!UUID.test(scope.buildId)) return false;
+    // The version's shown build is chosen again from the builds left (the foreign key would only clear it).
+    const rows = await this.client.query(
+      `WITH gone AS (DELETE FROM builds WHERE id = $1::uuid RETURNING version_id)
+       SELECT version_id FROM gone`,
+      [scope.buildId],
+    );
+    if (rows.length === 0) return false;
+    await this.client.query(
+      `UPDATE versions v
+       SET shown_build_id = best.id, shown_at = best.finished_at, shown_succeeded = best.succeeded
+       FROM (SELECT $1::bigint AS id) one
+       LEFT JOIN LATERAL (
+         SELECT b.id, b.finished_at, b.status = 'succeeded' AS succeeded FROM builds b
+         WHERE b.version_id = one.id AND b.status IN ('succeeded', 'failed')
+         ORDER BY b.status = 'succeeded' DESC, b.finished_at DESC, b.id DESC LIMIT 1
+       ) best ON true
+       WHERE v.id = one.id`,
+      [toNumber(rows[0].version_id)],
+    );
+    return true;
+  }
+
+  async setCloneUrl(repositoryId: number, cloneUrl: string): Promise<void> {
+    await this.client.query('UPDATE repositories SET clone_url = $2::text WHERE id = $1::bigint', [repositoryId, cloneUrl]);
+  }
+
+  async listRepositoriesCloningFrom(prefix: string): Promise<Repository[]> {
+    const rows = await this.client.query(
+      `SELECT id, namespace, name, clone_url, created_at FROM repositories
+       WHERE starts_with(clone_url, $1::text) ORDER BY namespace, name`,
+      [prefix],
+    );
+    return rows.map(toRepository);
   }
 
   // --- lifecycle ---
@@ -716,9 +839,11 @@ export class SqlStore implements Store {
   }
 
   /** Succeeded builds of a package whose version matches any filter (none = all), newest first. */
-  private async successfulBuilds(pkg: PackageName, filters: VersionFilter[], limit?: number): Promise<(BuildView & Signed)[]> {
+  private async successfulBuilds(
+    pkg: PackageName, filters: VersionFilter[], limit?: number, skipRetired = false,
+  ): Promise<(BuildView & Signed)[]> {
     const p = new Params();
-    const where = packageWhere(p, pkg, filters);
+    const where = packageWhere(p, pkg, filters) + (skipRetired ? ' AND v.retired_at IS NULL' : '');
     const rows = await this.client.query(
       `SELECT ${BUILD_VIEW_COLUMNS}
        FROM repositories r
@@ -730,6 +855,18 @@ export class SqlStore implements Store {
       p.values,
     );
     return rows.map(toBuildView);
+  }
+}
+
+/** The builds a deletion covers, on builds b joined to versions v. */
+function scopeWhere(scope: DeletionScope): { where: string; params: SqlParam[] } {
+  switch (scope.kind) {
+    case 'build':
+      return UUID.test(scope.buildId) ? { where: 'b.id = $1::uuid', params: [scope.buildId] } : { where: '', params: [] };
+    case 'ref':
+      return { where: 'v.repository_id = $1::bigint AND v.ref = $2::text', params: [scope.repositoryId, scope.ref] };
+    case 'package':
+      return { where: 'v.repository_id = $1::bigint', params: [scope.repositoryId] };
   }
 }
 
