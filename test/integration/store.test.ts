@@ -111,7 +111,7 @@ function storeContract(open: OpenHarness): void {
         `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
       );
       expect(tables.map((r) => r.table_name)).toEqual(
-        ['builds', 'erts', 'repositories', 'schema_migrations', 'versions', 'webhook_deliveries'],
+        ['builds', 'erts', 'owner_tokens', 'rate_limits', 'repositories', 'schema_migrations', 'signing_keys', 'versions', 'webhook_deliveries'],
       );
       const trgm = await store.client.query(`SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'`);
       expect(trgm).toHaveLength(1);
@@ -358,6 +358,8 @@ function storeContract(open: OpenHarness): void {
       const view = await store.getBuild(b.b4.id);
       const expected: BuildView = {
         ...b.b4,
+        // A view carries the build's signed statement; these builds were never signed.
+        signed: null,
         namespace: 'alice', name: 'cowboy', ref: '2.0.0', erlVersion: '25',
       };
       expect(view).toEqual(expected);
@@ -385,7 +387,7 @@ function storeContract(open: OpenHarness): void {
       expect(await store.findLatestSuccessfulBuild({ namespace: 'alice', name: 'cowbo' }, {})).toBeNull();
 
       const found = await store.findLatestSuccessfulBuild(cowboy, { ref: '1.0.0', erlVersion: '25' });
-      expect(found).toEqual({ ...b.b2, namespace: 'alice', name: 'cowboy', ref: '1.0.0', erlVersion: '25' });
+      expect(found).toEqual({ ...b.b2, signed: null, namespace: 'alice', name: 'cowboy', ref: '1.0.0', erlVersion: '25' });
     });
 
     it('lists successful builds newest first, for all versions or any matching filter', async () => {
@@ -401,7 +403,7 @@ function storeContract(open: OpenHarness): void {
       expect(await store.listSuccessfulBuilds({ namespace: 'nobody', name: 'cowboy' }, [])).toEqual([]);
 
       const [first] = await store.listSuccessfulBuilds(bob, [{ ref: '1.0.0' }]);
-      expect(first).toEqual({ ...b.b10, namespace: 'bob', name: 'cowboy', ref: '1.0.0', erlVersion: '25' });
+      expect(first).toEqual({ ...b.b10, signed: null, namespace: 'bob', name: 'cowboy', ref: '1.0.0', erlVersion: '25' });
     });
 
     it('lists versions with a success, ordered by their newest success', async () => {
@@ -418,7 +420,7 @@ function storeContract(open: OpenHarness): void {
     it('searches names by substring, one entry per version: its latest success, else its latest failure', async () => {
       const all = await store.searchPackages({ name: 'cowboy', limit: 50 });
       expect(ids(all)).toEqual(ids([b.b12, b.b7, b.b5, b.b4, b.b15, b.b2, b.b10, b.b1]));
-      expect(all[1]).toEqual({ ...b.b7, namespace: 'alice', name: 'cowboy', ref: '3.0.0', erlVersion: '26' });
+      expect(all[1]).toEqual({ ...b.b7, signed: null, namespace: 'alice', name: 'cowboy', ref: '3.0.0', erlVersion: '26' });
       expect(all[4]).toMatchObject({ namespace: 'carol', name: 'CowboyLib', ref: '0.1.0', status: 'succeeded' });
 
       expect(ids(await store.searchPackages({ name: 'COWBOY', limit: 50 }))).toEqual(ids(all));
@@ -471,7 +473,7 @@ function storeContract(open: OpenHarness): void {
       expect(ids(await store.lastSuccessfulBuilds(3))).toEqual(ids(expected.slice(0, 3)));
       expect(await store.lastSuccessfulBuilds(0)).toEqual([]);
       const [latest] = await store.lastSuccessfulBuilds(1);
-      expect(latest).toEqual({ ...b.tieNewer, namespace: 'frank', name: 'tie', ref: '2', erlVersion: '25' });
+      expect(latest).toEqual({ ...b.tieNewer, signed: null, namespace: 'frank', name: 'tie', ref: '2', erlVersion: '25' });
     });
 
     it('counts builds by status', async () => {
@@ -587,7 +589,7 @@ function shownBuildContract(open: OpenHarness, concurrent: boolean): void {
       await store.transitionBuild(queued.id, ['starting'], 'running', { at: at(8) });
       expect(await shownOf(store.client, version)).toEqual(shownAs(done));
       expect(await store.searchPackages({ name: 'inflight', limit: 100 })).toEqual([
-        { ...done, namespace: 'shown', name: `inflight${counter}`, ref: '1.0.0', erlVersion: '26' },
+        { ...done, signed: null, namespace: 'shown', name: `inflight${counter}`, ref: '1.0.0', erlVersion: '26' },
       ]);
       expect(await staleVersions(store.client)).toBe(0);
     });
@@ -779,7 +781,9 @@ function shownBuildBackfill(openBare: OpenBare): void {
         expected('g', 13, 5, true),
       ]);
 
-      // Search reads what the backfill wrote, newest first.
+      // Search reads what the backfill wrote, newest first (with the later migrations applied: the store's
+      // statements read their columns too).
+      await runMigrations(client);
       const found = await new SqlStore(client).searchPackages({ name: 'backfill', limit: 10 });
       expect(ids(found)).toEqual([id(12), id(6), id(4), id(1), id(13)]);
       expect(found[1]).toMatchObject({ namespace: 'old', name: 'backfill', ref: 'c', status: 'failed' });
