@@ -1,7 +1,7 @@
 // The Store contract, run on every driver: PGlite always; pg and the Data API (through the test server) with DATABASE_URL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build, BuildStatus, BuildView, Repository, Version } from '#core/model.js';
-import type { Store } from '#core/ports.js';
+import type { Signed, Store } from '#core/ports.js';
 import { loadMigrations, runMigrations, SqlStore } from '#adapters/postgres/open-store.js';
 import { toDateOrNull } from '#adapters/postgres/rows.js';
 import type { SqlClient } from '#adapters/postgres/sql-client.js';
@@ -356,7 +356,7 @@ function storeContract(open: OpenHarness): void {
 
     it('gets a build with its package and version', async () => {
       const view = await store.getBuild(b.b4.id);
-      const expected: BuildView = {
+      const expected: BuildView & Signed = {
         ...b.b4,
         // A view carries the build's signed statement; these builds were never signed.
         signed: null,
