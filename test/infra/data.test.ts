@@ -173,8 +173,9 @@ describe('between the stacks', () => {
     const outputs = template.toJSON().Outputs as Record<string, { Export: { Name: string } }>;
     const exported = Object.values(outputs).map((o) => o.Export?.Name).filter(Boolean).sort();
     expect(exported).toEqual([
-      'EnotBuilderData-BucketArn', 'EnotBuilderData-BucketName', 'EnotBuilderData-ClusterArn',
-      'EnotBuilderData-DatabaseSecretArn', 'EnotBuilderData-SigningKeyArn', 'EnotBuilderData-WebhookSecretArn',
+      'EnotBuilderData-AdminTokensSecretArn', 'EnotBuilderData-BucketArn', 'EnotBuilderData-BucketName',
+      'EnotBuilderData-ClusterArn', 'EnotBuilderData-DatabaseSecretArn', 'EnotBuilderData-SigningKeyArn',
+      'EnotBuilderData-WebhookSecretArn',
     ]);
     const imported = new Set([...JSON.stringify(serviceTemplate.toJSON()).matchAll(/"Fn::ImportValue":"([^"]+)"/g)].map((m) => m[1]));
     for (const name of imported) expect(exported).toContain(name);

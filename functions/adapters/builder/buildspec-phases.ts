@@ -177,16 +177,18 @@ function watchdog(parentPid: number): string[] {
     '  done',
     '}',
     '(',
-    '  __enot_nap=',
-    `  trap 'if [ -n "$__enot_nap" ]; then kill "$__enot_nap" 2>/dev/null; wait "$__enot_nap"; fi; exit 0' TERM`,
+    // $! rather than a variable set after `sleep &`: a TERM arriving between the two would leave the nap behind.
+    // `: &` first, so that $! is always a job of this subshell, never one the script started before it.
+    '  : &',
+    `  trap 'kill "$!" 2>/dev/null; wait "$!"; exit 0' TERM`,
     '  while kill -0 "$__enot_self" 2>/dev/null; do',
     '    if __enot_orphaned; then',
     // Deaf to the TERM it sends its own group, so that it lives on to send the KILL.
     "      trap '' TERM INT HUP",
     '      __enot_kill_all TERM; sleep 2; __enot_kill_all KILL; exit 0',
     '    fi',
-    '    sleep 1 & __enot_nap=$!',
-    '    wait "$__enot_nap"',
+    '    sleep 1 &',
+    '    wait "$!"',
     '  done',
     ') </dev/null >/dev/null 2>&1 &',
     '__enot_watchdog=$!',
